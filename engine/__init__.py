@@ -1,0 +1,1 @@
+"""VisionExplorer engine: data, models and training in plain PyTorch (no Streamlit, no plotly)."""

@@ -1,0 +1,119 @@
+"""The loss registry: how far the scores are from the labels, for classification.
+
+Each loss takes raw scores (logits) of shape (B, K) and integer labels (B,). MSE, L1 and Huber
+compare softmax probabilities with one-hot targets, the way lectures contrast them with
+cross-entropy; the multi-class hinge is Weston & Watkins' / CS231n's SVM loss on raw scores.
+
+References:
+    CS231n notes, "Linear classification: SVM and Softmax", https://cs231n.github.io/linear-classify/
+    Szegedy et al. 2016, "Rethinking the Inception Architecture" (label smoothing), arXiv 1512.00567.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.errors import UserInputError
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    name: str
+    title: str
+    formula: str  # LaTeX, per example, for the page beside the control
+    last_layer: str  # what the scores go through before the loss
+    factory: Callable[..., LossFn] = field(repr=False)
+
+    def defaults(self) -> dict:
+        return {k: p.default for k, p in inspect.signature(self.factory).parameters.items()}
+
+
+_LOSSES: dict[str, LossInfo] = {}
+
+
+def register(name: str, *, title: str, formula: str, last_layer: str):
+    def decorator(factory):
+        if name in _LOSSES:
+            raise ValueError(f"loss {name!r} is registered twice")
+        _LOSSES[name] = LossInfo(name, title, formula, last_layer, factory)
+        return factory
+    return decorator
+
+
+def names() -> list[str]:
+    return sorted(_LOSSES)
+
+
+def info(name: str) -> LossInfo:
+    if name not in _LOSSES:
+        raise UserInputError(f"loss must be one of {', '.join(names())}; got {name!r}")
+    return _LOSSES[name]
+
+
+def build(name: str, **options) -> LossFn:
+    """A function (logits (B, K), labels (B,)) -> mean loss over the batch."""
+    entry = info(name)
+    unknown = sorted(set(options) - set(entry.defaults()))
+    if unknown:
+        raise UserInputError(f"loss {name} has no option {', '.join(unknown)}; "
+                             f"its options are {', '.join(entry.defaults()) or 'none'}")
+    return entry.factory(**options)
+
+
+@register("cross_entropy", title="Cross-entropy", last_layer="softmax",
+          formula=r"L = -\log \frac{e^{s_y}}{\sum_j e^{s_j}}")
+def cross_entropy(*, label_smoothing: float = 0.0) -> LossFn:
+    if not 0.0 <= label_smoothing < 1.0:
+        raise UserInputError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+    return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+
+def multiclass_hinge_loss(logits: Tensor, y: Tensor, margin: float = 1.0) -> Tensor:
+    """Sum over wrong classes of max(0, s_j − s_y + margin), averaged over the batch."""
+    correct = logits.gather(1, y[:, None])  # (B, 1)
+    margins = (logits - correct + margin).clamp(min=0)  # (B, K)
+    margins = margins.scatter(1, y[:, None], 0.0)  # the true class contributes nothing
+    return margins.sum(dim=1).mean()
+
+
+@register("multiclass_hinge", title="Multi-class hinge (SVM)", last_layer="none (raw scores)",
+          formula=r"L = \sum_{j \ne y} \max(0,\ s_j - s_y + \Delta)")
+def multiclass_hinge(*, margin: float = 1.0) -> LossFn:
+    if margin <= 0:
+        raise UserInputError(f"hinge margin must be > 0; got {margin}")
+    return lambda logits, y: multiclass_hinge_loss(logits, y, margin)
+
+
+def _on_probabilities(distance: Callable[[Tensor, Tensor], Tensor]) -> LossFn:
+    def loss(logits: Tensor, y: Tensor) -> Tensor:
+        target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+        return distance(logits.softmax(dim=1), target)
+    return loss
+
+
+@register("mse", title="Mean squared error (one-hot)", last_layer="softmax",
+          formula=r"L = \frac{1}{K}\sum_j (p_j - \mathbb{1}[j=y])^2")
+def mse() -> LossFn:
+    return _on_probabilities(F.mse_loss)
+
+
+@register("l1", title="Mean absolute error, L1 (one-hot)", last_layer="softmax",
+          formula=r"L = \frac{1}{K}\sum_j |p_j - \mathbb{1}[j=y]|")
+def l1() -> LossFn:
+    return _on_probabilities(F.l1_loss)
+
+
+@register("huber", title="Huber (one-hot)", last_layer="softmax",
+          formula=r"L = \frac{1}{K}\sum_j \begin{cases} \tfrac12 r_j^2/\delta & |r_j|<\delta \\ |r_j| - \tfrac12\delta & \text{else}\end{cases}")
+def huber(*, delta: float = 1.0) -> LossFn:
+    if delta <= 0:
+        raise UserInputError(f"huber delta must be > 0; got {delta}")
+    # smooth_l1 with beta=δ is Huber divided by δ, which the formula above states.
+    return _on_probabilities(lambda p, t: F.smooth_l1_loss(p, t, beta=delta))

@@ -1,0 +1,164 @@
+"""Building blocks shared by the trainable models: input normalization and the option registries.
+
+Each option (activation, normalization, initialization) is a small registry with `names()` so that
+pages list the choices and later topics extend them in one place.
+
+References:
+    He et al. 2015, "Delving Deep into Rectifiers" (Kaiming init, PReLU), arXiv 1502.01852.
+    Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural networks".
+    Ioffe & Szegedy 2015, "Batch Normalization", arXiv 1502.03167.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from engine.errors import UserInputError
+
+
+def _choose(kind: str, registry: dict, name: str):
+    if name not in registry:
+        raise UserInputError(f"{kind} must be one of {', '.join(sorted(registry))}; got {name!r}")
+    return registry[name]
+
+
+class Normalize(nn.Module):
+    """Standardize pixels in [0, 1] with the data set's per-channel mean and std (the first module)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        # Buffers, not parameters: saved in the state_dict, never trained.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def export_kwargs(self) -> dict:
+        """Constructor arguments (used by engine.export)."""
+        return {"mean": [round(v, 6) for v in self.mean.flatten().tolist()],
+                "std": [round(v, 6) for v in self.std.flatten().tolist()]}
+
+    def extra_repr(self) -> str:
+        fmt = lambda t: ", ".join(f"{v:.3f}" for v in t.flatten().tolist())  # noqa: E731
+        return f"mean=({fmt(self.mean)}), std=({fmt(self.std)})"
+
+
+# Activations: fresh module per call, never in-place (in-place ops break forward hooks).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
+    "prelu": nn.PReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def activation_names() -> list[str]:
+    return sorted(ACTIVATIONS)
+
+
+def make_activation(name: str) -> nn.Module:
+    return _choose("activation", ACTIVATIONS, name)()
+
+
+def _group_norm(channels: int) -> nn.Module:
+    # Largest group count ≤ 8 dividing the channels, so any width works.
+    groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)
+
+
+# Normalization after a conv, on (B, C, H, W). "layer" normalizes over (C, H, W) per example,
+# which is GroupNorm with one group.
+NORMS_2D: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda c: nn.Identity(),
+    "batch": nn.BatchNorm2d,
+    "layer": lambda c: nn.GroupNorm(1, c),
+    "group": _group_norm,
+}
+
+# Normalization after a linear layer, on (B, D).
+NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda d: nn.Identity(),
+    "batch": nn.BatchNorm1d,
+    "layer": nn.LayerNorm,
+    "group": lambda d: nn.GroupNorm(next(g for g in (8, 4, 2, 1) if d % g == 0), d),
+}
+
+
+def norm_names() -> list[str]:
+    return list(NORMS_2D)
+
+
+def norm2d(name: str, channels: int) -> nn.Module:
+    return _choose("norm", NORMS_2D, name)(channels)
+
+
+def norm1d(name: str, features: int) -> nn.Module:
+    return _choose("norm", NORMS_1D, name)(features)
+
+
+def _init_default(module: nn.Module, sigma: float) -> None:
+    """Keep PyTorch's own initialization (Kaiming-uniform with a=√5 for conv and linear)."""
+
+
+def _init_kaiming(module: nn.Module, sigma: float) -> None:
+    nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _init_xavier(module: nn.Module, sigma: float) -> None:
+    nn.init.xavier_normal_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _init_normal(module: nn.Module, sigma: float) -> None:
+    nn.init.normal_(module.weight, mean=0.0, std=sigma)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+INITS: dict[str, Callable[[nn.Module, float], None]] = {
+    "default": _init_default,
+    "kaiming": _init_kaiming,
+    "xavier": _init_xavier,
+    "normal": _init_normal,
+}
+
+
+def init_names() -> list[str]:
+    return list(INITS)
+
+
+def initialize(model: nn.Module, name: str = "default", *, sigma: float = 0.01) -> nn.Module:
+    """Re-initialize every conv and linear weight of `model` with the scheme `name`.
+
+    Draws from torch's global RNG: call it inside `torch.random.fork_rng` with a seed, as
+    `engine.models.build` does, so that users sharing a process do not reseed each other.
+    """
+    init = _choose("init", INITS, name)
+    if sigma <= 0:
+        raise UserInputError(f"init sigma must be > 0; got {sigma}")
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            init(layer, sigma)
+    return model
+
+
+@contextmanager
+def evaluating(model: nn.Module):
+    """Put `model` in eval mode for the block and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -1,0 +1,210 @@
+"""AppTest helpers: open a page through app.py, and push every widget to random valid values.
+
+`randomize_widgets` is a small fuzzer for pages: each round sets every widget it knows to a random
+value the browser could send, reruns, and fails with the values it set, so a failure can be replayed.
+
+References:
+    https://docs.streamlit.io/develop/api-reference/app-testing
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamlit.proto.ButtonGroup_pb2 import ButtonGroup as ButtonGroupProto
+from streamlit.proto.NumberInput_pb2 import NumberInput as NumberInputProto
+from streamlit.proto.Slider_pb2 import Slider as SliderProto
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.testing.v1 import AppTest
+
+APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+UNBOUNDED_STEPS = 10  # a number_input without min or max stays this many steps around its default
+
+
+def assert_no_exception(at: AppTest, context: str = "") -> None:
+    """Fail with the exception's type, message and stack trace if the last run showed one."""
+    if not at.exception:
+        return
+    shown = "\n\n".join(
+        f"{e.proto.type or 'Exception'}: {e.message}\n" + "\n".join(e.stack_trace) for e in at.exception
+    )
+    raise AssertionError((f"{context}\n" if context else "") + f"the app raised:\n{shown}")
+
+
+def run_page(
+    page_file: str,
+    *,
+    query_params: dict | None = None,
+    session_state: dict | None = None,
+    timeout: float = 60,
+    script: str | Path = APP_FILE,
+) -> AppTest:
+    """Open `page_file` (relative to app.py, e.g. "pages/train_lab.py") the way a link to it would.
+
+    Session state is set before the first run (sidebar globals read it); query parameters are set
+    just before the page runs, as in a URL like /train_lab?epochs=3.
+    """
+    at = AppTest.from_file(str(script), default_timeout=timeout)
+    for key, value in (session_state or {}).items():
+        at.session_state[key] = value
+    # AppTest needs one run to learn the st.navigation pages before it can switch to one.
+    at.run()
+    assert_no_exception(at, f"{Path(script).name}'s default page, run before switching to {page_file}")
+    at.query_params.update(query_params or {})
+    at.switch_page(page_file).run()
+    assert_no_exception(at, page_file)
+    return at
+
+
+def randomize_widgets(
+    at: AppTest,
+    *,
+    rounds: int = 3,
+    seed: int = 0,
+    skip_keys: Collection[str] = (),
+    click_buttons: bool = False,
+    text_values: Mapping[str, Sequence[str]] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Set every enabled widget to a random valid value, rerun, and require no exception; `rounds` times.
+
+    Covers number_input, slider (single and range), select_slider, selectbox, radio, multiselect,
+    pills/segmented_control, checkbox, toggle and color_picker. Text inputs and text areas change
+    only when their key is in `text_values` (key → candidate strings). `skip_keys` holds keys, or
+    labels for widgets without a key, to leave alone. With `click_buttons`, each round also clicks
+    one random button. Deterministic for a given page and `seed`. A failure lists what each widget
+    was set to (option widgets by their on-screen label), then the app's exception.
+    """
+    rng = random.Random(seed)
+    skip = set(skip_keys)
+    texts = dict(text_values or {})
+    for round_ in range(1, rounds + 1):
+        changes = [_randomize(w, rng, texts) for w in _widgets(at) if not _skipped(w, skip)]
+        if click_buttons:
+            buttons = [b for b in at.button if not b.disabled and not _skipped(b, skip)]
+            if buttons:
+                button = rng.choice(buttons)
+                button.click()
+                changes.append(f"clicked {_name(button)}")
+        what = (f"randomize_widgets(seed={seed}) round {round_}/{rounds}, after setting:\n  "
+                + ("\n  ".join(c for c in changes if c) or "(no widgets)"))
+        try:
+            at.run(timeout=timeout)
+        except Exception as exc:  # a timeout or a crash of the test runner itself
+            raise AssertionError(f"{what}\nthe run failed: {exc!r}") from exc
+        assert_no_exception(at, what)
+
+
+@dataclass(frozen=True)
+class _Wire:
+    """A value in the form the browser sends it: option labels, or slider positions in proto units."""
+
+    field: str  # a WidgetState field
+    data: Any
+
+
+@functools.cache
+def _wire_class(cls: type) -> type:
+    """`cls` that sends a `_Wire` value as is.
+
+    AppTest's `set_value` wants the script's option objects, but an element only shows their
+    formatted labels; the browser sends labels, so for option widgets we do the same.
+    """
+
+    def _widget_state(self) -> WidgetState:
+        if not isinstance(self._value, _Wire):  # e.g. an unsubmitted form's marker
+            return cls._widget_state.fget(self)
+        ws = WidgetState(id=self.id)
+        if isinstance(self._value.data, list):
+            getattr(ws, self._value.field).data[:] = self._value.data
+        else:
+            setattr(ws, self._value.field, self._value.data)
+        return ws
+
+    return type(cls.__name__, (cls,), {"_widget_state": property(_widget_state)})
+
+
+def _send(widget, field: str, data: Any) -> None:
+    widget.__class__ = _wire_class(type(widget))
+    widget._value = _Wire(field, data)
+
+
+def _widgets(at: AppTest) -> list:
+    """Every widget randomize_widgets can drive, in a fixed order (the rng depends on it)."""
+    kinds = ("number_input", "slider", "select_slider", "selectbox", "radio", "multiselect",
+             "button_group", "checkbox", "toggle", "color_picker", "text_input", "text_area")
+    return [w for kind in kinds for w in getattr(at, kind) if not w.disabled]
+
+
+def _name(widget) -> str:
+    label = getattr(widget, "label", "")
+    return f"{widget.type} {label!r}" + (f" [key={widget.key}]" if widget.key else "")
+
+
+def _skipped(widget, skip: set[str]) -> bool:
+    return widget.key in skip or getattr(widget, "label", None) in skip
+
+
+def _grid(rng: random.Random, lo: float, hi: float, step: float, count: int = 1) -> list[float]:
+    """`count` sorted random points of lo, lo + step, … ≤ hi."""
+    last = math.floor((hi - lo) / step + 1e-9) if step > 0 else 0
+    picks = sorted(rng.randint(0, last) for _ in range(count))
+    return [min(hi, float(f"{lo + k * step:.12g}")) for k in picks]  # .12g drops 0.30000000000000004
+
+
+def _randomize(w, rng: random.Random, texts: dict[str, Sequence[str]]) -> str | None:
+    """Give `w` a random valid value; describe what was set, or None where nothing was."""
+    if w.type == "number_input":
+        p = w.proto
+        step = p.step or 1
+        around = p.default if p.HasField("default") else 0  # the default, so no random walk
+        lo = p.min if p.has_min else min(around, p.max if p.has_max else around) - UNBOUNDED_STEPS * step
+        hi = p.max if p.has_max else max(around, lo) + UNBOUNDED_STEPS * step
+        (value,) = _grid(rng, lo, hi, step)
+        w.set_value(int(value) if p.data_type == NumberInputProto.INT else value)
+        return f"{_name(w)} = {w.value!r}"
+    if w.type == "slider":
+        p = w.proto
+        values = _grid(rng, p.min, p.max, p.step, count=len(p.default))
+        _send(w, "double_array_value", values)
+        if p.data_type == SliderProto.INT:
+            shown: Any = [int(v) for v in values]
+        elif p.data_type == SliderProto.FLOAT:
+            shown = values
+        else:
+            shown = f"{values} (microseconds, Streamlit's unit for dates and times)"
+        return f"{_name(w)} = {shown[0] if len(values) == 1 else shown}"
+    if w.type in ("select_slider", "selectbox", "radio"):
+        if not w.options:
+            return None
+        if w.type == "select_slider":
+            labels = [w.options[i] for i in sorted(rng.randrange(len(w.options)) for _ in w.proto.default)]
+            _send(w, "string_array_value", labels)
+        else:
+            labels = [rng.choice(w.options)]
+            _send(w, "string_value", labels[0])
+        return f"{_name(w)} = {labels[0] if len(labels) == 1 else labels}"
+    if w.type in ("multiselect", "button_group"):
+        if w.type == "button_group" and w.proto.click_mode == ButtonGroupProto.ClickMode.SINGLE_SELECT:
+            labels = [rng.choice(w.options)] if w.options else []
+        else:
+            most = getattr(w.proto, "max_selections", 0) or len(w.options)
+            labels = rng.sample(w.options, rng.randint(0, min(most, len(w.options))))
+        _send(w, "string_array_value", labels)
+        return f"{_name(w)} = {labels}"
+    if w.type in ("checkbox", "toggle"):
+        w.set_value(rng.random() < 0.5)
+        return f"{_name(w)} = {w.value}"
+    if w.type == "color_picker":
+        w.set_value(f"#{rng.randrange(2**24):06x}")
+        return f"{_name(w)} = {w.value}"
+    if w.type in ("text_input", "text_area") and w.key in texts:
+        w.set_value(rng.choice(list(texts[w.key])))
+        return f"{_name(w)} = {w.value!r}"
+    return None

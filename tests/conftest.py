@@ -1,0 +1,24 @@
+"""Shared fixtures: small real data sets, kept for the whole session (they are read-only)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from engine import data
+
+    return data.load("digits", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_shapes():
+    from engine import data
+
+    return data.load("shapes", seed=0, num_images=400, image_size=16)

@@ -1,0 +1,106 @@
+"""Browser tests: the real app in Chromium — home, every page in the sidebar, one training run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from ui.topics import TOPICS
+
+pytestmark = pytest.mark.e2e
+
+RUN_TIMEOUT_MS = 120_000
+# The stApp element's own record of the connection and the script run ("initial" until the first
+# run ends, then "running" / "notRunning" / …); Streamlit's own browser tests wait on it.
+IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+EXCEPTION = '[data-testid="stException"]'
+
+
+def wait_until_idle(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Wait until the app is connected and no script run is going on or requested."""
+    from playwright.sync_api import expect
+
+    page.locator(IDLE).wait_for(state="attached", timeout=timeout_ms)
+    # The "Running..." status widget fades out after the state changes.
+    expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=timeout_ms)
+
+
+def open_and_wait(page, url: str) -> None:
+    """A fresh load, so the run state starts at "initial" and "notRunning" means this page's run ended."""
+    page.goto(url, wait_until="domcontentloaded")
+    wait_until_idle(page)
+
+
+def assert_no_exception(page, where: str) -> None:
+    shown = page.locator(EXCEPTION)
+    if shown.count():
+        raise AssertionError(f"{where} shows an exception:\n" + "\n---\n".join(shown.all_inner_texts()))
+    assert page.get_by_text("Page not found").count() == 0, f"{where}: Streamlit says 'Page not found'"
+
+
+def screenshot(page, path: Path, max_height: int = 12_000) -> None:
+    """A full-page screenshot. Streamlit scrolls inside stMain, not the document, so `full_page`
+    alone gets one screen; grow the viewport to the content's height for the shot."""
+    size = page.viewport_size
+    height = page.locator('[data-testid="stMain"]').evaluate("main => main.scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(size["height"], height), max_height)})
+    try:
+        page.wait_for_timeout(300)  # let charts re-lay out to the new size
+        page.screenshot(path=path, full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
+def page_name(url: str) -> str:
+    return urlparse(url).path.strip("/") or "home"  # the default page's link is the bare base URL
+
+
+def test_home_renders_title_and_topic_cards(page, streamlit_server, screenshots, record_timing):
+    page.goto(streamlit_server.url, wait_until="domcontentloaded")
+    main = page.locator('[data-testid="stMain"]')
+    main.locator("h1", has_text="VisionExplorer").wait_for(timeout=RUN_TIMEOUT_MS)
+    title_s = time.monotonic() - streamlit_server.launched
+    wait_until_idle(page)
+    idle_s = time.monotonic() - streamlit_server.launched
+    record_timing(f"cold start: server healthy {streamlit_server.healthy_after_s:.1f} s, home title "
+                  f"visible {title_s:.1f} s, home run finished {idle_s:.1f} s after launch")
+
+    # A card is an innermost block (a bordered st.container) holding a topic's title and summary.
+    blocks = main.locator('[data-testid="stVerticalBlock"]')
+    cards = blocks.filter(has_not=page.locator('[data-testid="stVerticalBlock"]'))
+    for topic in TOPICS:
+        card = cards.filter(has_text=topic.title).filter(has_text=topic.summary[:40])
+        assert card.count() == 1, f"{card.count()} topic cards for {topic.title!r}"
+    assert_no_exception(page, "home")
+    screenshot(page, screenshots / "home.png")
+
+
+def test_every_sidebar_page_runs_without_exception(page, streamlit_server, screenshots):
+    open_and_wait(page, streamlit_server.url)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    more = nav.locator('[data-testid="stSidebarNavViewButton"]')  # "View more" in long navigations
+    if more.count() and "more" in more.inner_text().lower():
+        more.click()
+    links = list(dict.fromkeys(a.get_attribute("href") for a in nav.locator("a").all()))
+    assert len(links) >= 2, f"sidebar navigation lists {links}"
+
+    for url in links:
+        name = page_name(url)
+        open_and_wait(page, url)
+        assert_no_exception(page, f"page {name} ({url})")
+        screenshot(page, screenshots / f"{name}.png")
+
+
+def test_train_lab_trains_with_defaults(page, streamlit_server, screenshots, record_timing):
+    open_and_wait(page, f"{streamlit_server.url}/train_lab")
+    assert_no_exception(page, "train_lab before training")
+    started = time.monotonic()
+    page.get_by_role("button", name="Train", exact=True).click()  # a material icon is not in the name
+    page.get_by_text("Test accuracy").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_until_idle(page)
+    record_timing(f"train_lab: default training to 'Test accuracy' and idle {time.monotonic() - started:.1f} s")
+    assert_no_exception(page, "train_lab after training")
+    screenshot(page, screenshots / "train_lab_trained.png")

@@ -1,0 +1,145 @@
+"""Figures for training and results: learning curves, confusion matrix, per-class accuracy, top-k bars.
+
+Pure builders: plain numbers in, `go.Figure` out. Colours are colour-blind safe and backgrounds
+transparent, so the figures read on Streamlit's light and dark themes.
+
+References:
+    Okabe & Ito, "Color Universal Design", https://jfly.uni-koeln.de/color/
+    Plotly heatmaps with text, https://plotly.com/python/heatmaps/
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+# Okabe–Ito without black (invisible on the dark theme), yellow last (faint on the light theme).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442")
+SEQUENTIAL = "Viridis"  # perceptually uniform and colour-blind safe
+FONT_SIZE, PRESENTER_FONT_SIZE = 14, 22  # pixels
+GRID = "rgba(128, 128, 128, 0.25)"  # a gray that reads on light and dark backgrounds
+MAX_CELL_TEXT = 20  # classes; above this the confusion matrix drops its per-cell counts
+MARKERS_UP_TO = 30  # epochs; longer curves are drawn as plain lines
+
+
+def apply_theme(fig: go.Figure, presenter: bool = False) -> go.Figure:
+    """Font sizes for a laptop or a projector, transparent backgrounds, soft grid; returns `fig`."""
+    size = PRESENTER_FONT_SIZE if presenter else FONT_SIZE
+    fig.update_layout(
+        font=dict(size=size), paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+        margin=dict(l=10, r=10, t=50 if fig.layout.title.text else 20, b=10),
+        legend=dict(font=dict(size=size - 2)), hoverlabel=dict(font=dict(size=size)),
+    )
+    fig.update_xaxes(gridcolor=GRID, zerolinecolor=GRID, title_font=dict(size=size), tickfont=dict(size=size - 2))
+    fig.update_yaxes(gridcolor=GRID, zerolinecolor=GRID, title_font=dict(size=size), tickfont=dict(size=size - 2))
+    return fig
+
+
+def run_label(name: str, history: Any) -> str:
+    """The run's name, with how it ended when it did not run its course."""
+    if getattr(history, "diverged_at", None) is not None:
+        return f"{name} (diverged at step {history.diverged_at})"
+    reason = getattr(history, "stopped_reason", None)
+    if reason:
+        return f"{name} ({'cancelled' if reason == 'cancelled' else 'stopped early'})"
+    return name
+
+
+def learning_curves(histories: Mapping[str, Any], metric: str = "loss", *, presenter: bool = False) -> go.Figure:
+    """Train (dashed) and validation (solid) curves per run, one colour per run, x = epoch.
+
+    `histories` maps run names to History-like objects with `epoch`, `train_<metric>`, `val_<metric>`.
+    """
+    if metric not in ("loss", "acc"):
+        raise ValueError(f"metric must be 'loss' or 'acc'; got {metric!r}")
+    fig = go.Figure()
+    longest = 1
+    for i, (name, history) in enumerate(histories.items()):
+        colour, label = PALETTE[i % len(PALETTE)], run_label(name, history)
+        epochs = list(history.epoch)
+        longest = max(longest, len(epochs) and max(epochs))
+        mode = "lines+markers" if len(epochs) <= MARKERS_UP_TO else "lines"
+        for split, dash in (("train", "dash"), ("val", "solid")):
+            fig.add_trace(go.Scatter(
+                x=epochs, y=list(getattr(history, f"{split}_{metric}")), mode=mode,
+                name=f"{label} · {split}", legendgroup=name, line=dict(color=colour, dash=dash, width=2),
+                hovertemplate=f"{name} · {split}<br>epoch %{{x}}: %{{y:{'.3f' if metric == 'loss' else '.1%'}}}"
+                              "<extra></extra>"))
+    title = "Loss (dashed = train, solid = validation)" if metric == "loss" else \
+        "Accuracy (dashed = train, solid = validation)"
+    fig.update_layout(title=title, legend=dict(orientation="h", yanchor="top", y=-0.2), hovermode="closest")
+    fig.update_xaxes(title="epoch", range=[0.8, longest + 0.2], tickformat="d", dtick=max(1, math.ceil(longest / 10)))
+    if metric == "acc":
+        fig.update_yaxes(title="accuracy", range=[0.0, 1.02], tickformat=".0%")
+    else:
+        fig.update_yaxes(title="loss", rangemode="tozero")
+    return apply_theme(fig, presenter)
+
+
+def confusion_matrix(matrix: Sequence[Sequence[float]], class_names: Sequence[str], *, normalize: bool = True,
+                     presenter: bool = False) -> go.Figure:
+    """Heatmap of counts (row = true class, column = predicted); colour = share of the true class if `normalize`."""
+    counts = [[int(v) for v in row] for row in _rows(matrix)]
+    if normalize:
+        colour = [[v / max(1, sum(row)) for v in row] for row in counts]
+    else:
+        colour = counts
+    names = [str(n) for n in class_names]
+    show_text = len(names) <= MAX_CELL_TEXT
+    fig = go.Figure(go.Heatmap(
+        z=colour, x=names, y=names, text=counts, texttemplate="%{text}" if show_text else None,
+        colorscale=SEQUENTIAL, zmin=0, zmax=1 if normalize else None,
+        colorbar=dict(title="share of<br>true class" if normalize else "count",
+                      tickformat=".0%" if normalize else None),
+        hovertemplate="true %{y}, predicted %{x}: %{text}"
+                      + (" (%{z:.0%} of the true class)" if normalize else "") + "<extra></extra>"))
+    fig.update_layout(title="Confusion matrix", height=max(420, 160 + 28 * len(names)))
+    fig.update_xaxes(title="predicted class", type="category", side="bottom", showgrid=False)
+    fig.update_yaxes(title="true class", type="category", autorange="reversed", showgrid=False)
+    apply_theme(fig, presenter)
+    return fig
+
+
+def per_class_accuracy(values: Sequence[float], class_names: Sequence[str], *, overall: float | None = None,
+                       presenter: bool = False) -> go.Figure:
+    """Bars of per-class accuracy (recall) in [0, 1]; NaN (class absent from the split) shows no bar."""
+    values = [float(v) for v in _flat(values)]
+    names = [str(n) for n in class_names]
+    shown = [None if math.isnan(v) else v for v in values]
+    fig = go.Figure(go.Bar(
+        x=names, y=shown, marker_color=PALETTE[0],
+        text=["—" if v is None else f"{v:.0%}" for v in shown], textposition="outside",
+        hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    if overall is not None:
+        fig.add_hline(y=overall, line=dict(color=PALETTE[5], dash="dash"),
+                      annotation_text=f"overall {overall:.1%}", annotation_position="top left")
+    fig.update_layout(title="Accuracy per class", showlegend=False)
+    fig.update_xaxes(title="true class", type="category")
+    fig.update_yaxes(title="accuracy", range=[0.0, 1.12], tickformat=".0%")
+    return apply_theme(fig, presenter)
+
+
+def top_k_bars(pairs: Sequence[tuple[str, float]], *, presenter: bool = False) -> go.Figure:
+    """Horizontal bars of (class name, probability), the most likely on top."""
+    names = [str(name) for name, _ in pairs]
+    probs = [float(p) for _, p in pairs]
+    fig = go.Figure(go.Bar(
+        x=probs, y=names, orientation="h", marker_color=PALETTE[0],
+        text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    fig.update_layout(title=f"Top {len(pairs)} predictions", showlegend=False,
+                      height=120 + (55 if presenter else 40) * max(1, len(pairs)))
+    fig.update_xaxes(title="probability", range=[0.0, 1.15], tickformat=".0%")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return apply_theme(fig, presenter)
+
+
+def _rows(matrix: Any) -> list[list[float]]:
+    return matrix.tolist() if hasattr(matrix, "tolist") else [list(row) for row in matrix]
+
+
+def _flat(values: Any) -> list[float]:
+    return values.tolist() if hasattr(values, "tolist") else list(values)

@@ -1,0 +1,50 @@
+"""The shared sidebar: seed, presenter mode and the compute device."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+SEED_KEY = "global.seed"
+PRESENTER_KEY = "global.presenter"
+
+_PRESENTER_CSS = """
+<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; }
+[data-testid="stWidgetLabel"] p { font-size: 1.1rem; }
+</style>
+"""
+
+
+def seed() -> int:
+    """The session's seed: every run built on a page starts from it."""
+    return int(st.session_state.get(SEED_KEY, 0))
+
+
+def presenter_mode() -> bool:
+    return bool(st.session_state.get(PRESENTER_KEY, False))
+
+
+def sidebar_ui():
+    """Draw the globals; returns a slot that `device_ui` fills once the page has painted."""
+    if SEED_KEY not in st.session_state:
+        st.session_state[SEED_KEY] = 0
+    if PRESENTER_KEY not in st.session_state:
+        st.session_state[PRESENTER_KEY] = False
+    with st.sidebar:
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED_KEY,
+                        help="Same seed → same data split, same initial weights, same curves.")
+        st.toggle("Presenter mode", key=PRESENTER_KEY,
+                  help="Larger text and figures for a projector.")
+        slot = st.empty()
+    if presenter_mode():
+        st.markdown(_PRESENTER_CSS, unsafe_allow_html=True)
+    return slot
+
+
+def device_ui(slot) -> None:
+    """Name the compute device. Imports torch, so it runs after the page (home paints without it)."""
+    from engine.device import configure_threads, describe, pick_device
+
+    configure_threads()
+    slot.caption(f"Computing on: **{describe(pick_device())}**")

@@ -1,0 +1,207 @@
+"""The Train Lab's controls: data set, model and its options, loss, optimizer, schedule — and presets.
+
+Every control round-trips through the URL (ui.state.UrlField) so a lesson or a colleague's link
+opens the same set-up; `?preset=` sets several at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from engine import augment, data, losses, models
+from engine.data import Dataset
+from engine.errors import UserInputError
+from engine.optimizers import OPTIMIZERS, SCHEDULES
+from engine.train import TrainConfig
+from ui.sidebar import seed
+from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url, UrlField
+from ui.uploads import zip_upload_ui
+
+UPLOAD = "upload"  # the data-set choice meaning "my own zip of class folders"
+NATIVE = 0  # image-size choice meaning "the data set's own size"
+IMAGE_SIZES = [NATIVE, 8, 16, 28, 32, 64]
+DEPTHS = [8, 14, 20, 26, 32, 44, 56]
+WIDTHS = [4, 8, 16, 32, 64]
+
+PRESETS: dict[str, dict] = {
+    "linear_digits": {"data": "digits", "model": "linear", "opt": "sgd", "lr": 0.1, "ep": 15, "bs": 64},
+    "mlp_digits": {"data": "digits", "model": "mlp", "hidden": "100", "opt": "adam", "lr": 0.003, "ep": 15},
+    "cnn_digits": {"data": "digits", "model": "tinyvgg", "opt": "adam", "lr": 0.003, "ep": 10},
+    "cnn_shapes": {"data": "shapes", "model": "tinyvgg", "opt": "adam", "lr": 0.003, "ep": 6, "bs": 128},
+    "lr_too_high": {"data": "digits", "model": "mlp", "hidden": "100", "opt": "sgd", "lr": 10.0, "ep": 5},
+}
+
+FIELDS: list[UrlField] = [
+    choice("train.data", "data", "digits", data.names() + [UPLOAD]),
+    UrlField("train.size", "size", NATIVE, int, lambda v: v in IMAGE_SIZES),
+    choice("train.model", "model", "tinyvgg", models.names()),
+    choice("train.activation", "act", "relu", models.activation_names()),
+    choice("train.norm", "norm", "none", models.norm_names()),
+    number("train.dropout", "drop", 0.0, 0.0, 0.9),
+    UrlField("train.width", "width", 16, int, lambda v: v in WIDTHS),
+    UrlField("train.depth", "depth", 8, int, lambda v: v in DEPTHS),
+    flag("train.skip", "skip", True),
+    UrlField("train.hidden", "hidden", "100"),
+    choice("train.init", "init", "default", models.init_names()),
+    choice("train.loss", "loss", "cross_entropy", losses.names()),
+    number("train.smoothing", "ls", 0.0, 0.0, 0.5),
+    choice("train.optimizer", "opt", "adam", list(OPTIMIZERS)),
+    number("train.lr", "lr", 0.003, 1e-6, 100.0),
+    number("train.momentum", "mom", 0.9, 0.0, 0.99),
+    number("train.weight_decay", "wd", 0.0, 0.0, 1.0),
+    number("train.batch_size", "bs", 64, 1, 4096, int),
+    number("train.epochs", "ep", 10, 1, 200, int),
+    choice("train.schedule", "sched", "constant", list(SCHEDULES)),
+    number("train.patience", "pat", 0, 0, 50, int),
+    choice("train.augmentation", "aug", "none", augment.names()),
+]
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the data set…")
+def load_dataset(name: str, image_size: int | None, seed: int) -> Dataset:
+    """Bundled and downloaded sets as tensors, shared read-only by every session."""
+    return data.load(name, image_size=image_size, seed=seed)
+
+
+def _uploaded_dataset(image_size: int | None, seed_value: int) -> Dataset | None:
+    """The user's zip as a data set; kept in their session (it is theirs), keyed by content."""
+    content = zip_upload_ui("train.zip")
+    if content is None:
+        st.info("Upload a .zip with one folder per class (e.g. `cats/…`, `dogs/…`).")
+        return None
+    key = (hashlib.sha256(content).hexdigest(), image_size or 32, seed_value)
+    store = st.session_state.setdefault("train.uploaded", {})
+    if key not in store:
+        bar = st.progress(0.0, text="Reading your images…")
+        store.clear()  # one uploaded set per session: they can be large
+        store[key] = data.load_folder(content, image_size=image_size or 32, seed=seed_value,
+                                      progress=lambda f, m: bar.progress(min(1.0, f), text=m))
+        bar.empty()
+    dataset = store[key]
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} files were skipped"):
+            st.write("\n".join(f"- {s}" for s in dataset.skipped))
+    return dataset
+
+
+def dataset_ui() -> Dataset | None:
+    """Pick and load a data set; show why when one cannot be had (offline, bad upload)."""
+    names = data.names() + [UPLOAD]
+    label = {n: data.info(n).title for n in data.names()} | {UPLOAD: "My own images (zip)"}
+    left, right = st.columns([3, 1])
+    name = left.selectbox("Data set", names, key="train.data", format_func=label.get,
+                          help="Bundled sets work offline; MNIST, Fashion-MNIST and CIFAR-10 download once.")
+    size = right.selectbox("Image size", IMAGE_SIZES, key="train.size",
+                           format_func=lambda s: "native" if s == NATIVE else f"{s}×{s}",
+                           help="Resize every image to this square; smaller trains faster.")
+    if name != UPLOAD:
+        st.caption(data.info(name).description)
+    try:
+        if name == UPLOAD:
+            return _uploaded_dataset(size or None, seed())
+        return load_dataset(name, size or None, seed())
+    except UserInputError as error:
+        st.error(str(error))
+        return None
+
+
+def _model_options(name: str) -> dict:
+    """One widget per option the chosen model has; returns the options that differ from defaults."""
+    defaults = models.info(name).defaults()
+    widgets = {
+        "activation": lambda: st.selectbox("Activation", models.activation_names(), key="train.activation",
+                                           help="The non-linearity after each layer."),
+        "norm": lambda: st.selectbox("Normalization", models.norm_names(), key="train.norm",
+                                     help="Normalize activations after each layer (BatchNorm etc.)."),
+        "dropout": lambda: st.slider("Dropout p", 0.0, 0.9, step=0.05, key="train.dropout",
+                                     help="Probability of zeroing a unit during training (regularization)."),
+        "width": lambda: st.select_slider("Width (channels)", WIDTHS, key="train.width",
+                                          help="Filters per conv layer: more = more capacity, slower."),
+        "depth": lambda: st.select_slider("Depth", DEPTHS, key="train.depth",
+                                          help="Layers of the ResNet: 6n+2."),
+        "skip": lambda: st.toggle("Skip connections", key="train.skip",
+                                  help="Off = the 'plain' net of the same depth: no shortcut x + F(x)."),
+        "hidden": lambda: st.text_input("Hidden layer sizes", key="train.hidden",
+                                        help="Comma-separated widths, e.g. 100 or 256,64."),
+    }
+    options = {}
+    columns = st.columns(max(1, len(defaults)))
+    for column, option in zip(columns, defaults):
+        with column:
+            options[option] = widgets[option]()
+    if "hidden" in options:
+        try:
+            options["hidden"] = tuple(int(h) for h in str(options["hidden"]).replace(" ", "").split(",") if h)
+        except ValueError:
+            raise UserInputError(f"hidden layer sizes must be whole numbers separated by commas; "
+                                 f"got {options['hidden']!r}") from None
+    return options
+
+
+def model_ui() -> tuple[str, dict, str]:
+    name = st.selectbox("Model", models.names(), key="train.model",
+                        format_func=lambda n: f"{models.info(n).title} ({n})",
+                        help="Linear → MLP → CNN: the lecture's progression.")
+    st.caption(models.info(name).description)
+    options = _model_options(name)
+    init = st.selectbox("Initialization", models.init_names(), key="train.init",
+                        help="How the weights start: PyTorch's default, Kaiming (for ReLU), Xavier, or N(0, 0.01²).")
+    return name, options, init
+
+
+def optimization_ui() -> dict:
+    left, right = st.columns(2)
+    with left:
+        loss = st.selectbox("Loss", losses.names(), key="train.loss", format_func=lambda n: losses.info(n).title,
+                            help="What training minimizes.")
+        st.latex(losses.info(loss).formula)
+        smoothing = (st.slider("Label smoothing", 0.0, 0.5, step=0.05, key="train.smoothing",
+                               help="Aim for 1−ε on the true class instead of 1.")
+                     if loss == "cross_entropy" else 0.0)
+        epochs = st.number_input("Epochs", 1, 200, key="train.epochs", help="Passes over the training set.")
+        batch = st.number_input("Batch size", 1, 4096, key="train.batch_size",
+                                help="Images per gradient step.")
+        schedule = st.selectbox("LR schedule", list(SCHEDULES), key="train.schedule",
+                                format_func=lambda n: SCHEDULES[n][0], help="How the learning rate changes.")
+    with right:
+        optimizer = st.selectbox("Optimizer", list(OPTIMIZERS), key="train.optimizer",
+                                 format_func=lambda n: OPTIMIZERS[n][0], help="How gradients become steps.")
+        st.latex(OPTIMIZERS[optimizer][1])
+        lr = st.number_input("Learning rate η", min_value=0.0, max_value=100.0, format="%.4g", key="train.lr",
+                             help="Step size. Too small: slow. Too large: the loss explodes.")
+        momentum = (st.slider("Momentum μ", 0.0, 0.99, step=0.01, key="train.momentum",
+                              help="How much of the last step carries over.")
+                    if optimizer in ("momentum", "nesterov") else 0.9)
+        weight_decay = st.number_input("Weight decay λ", 0.0, 1.0, step=1e-4, format="%.4g",
+                                       key="train.weight_decay", help="L2 penalty pulling weights to 0.")
+        patience = st.number_input("Early-stopping patience", 0, 50, key="train.patience",
+                                   help="Stop after this many epochs without a better validation loss; 0 = off.")
+        augmentation = st.selectbox("Augmentation", augment.names(), key="train.augmentation",
+                                    format_func=lambda n: augment.AUGMENTATIONS[n][0],
+                                    help="Random changes to training images each epoch.")
+    return dict(loss=loss, loss_options={"label_smoothing": smoothing} if loss == "cross_entropy" else {},
+                optimizer=optimizer, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),
+                batch_size=int(batch), epochs=int(epochs), schedule=schedule, patience=int(patience),
+                augmentation=augmentation)
+
+
+def train_config_ui() -> tuple[TrainConfig, Dataset] | None:
+    """All the Train Lab controls; None (with the reason shown) when no valid set-up exists yet."""
+    show_problems(init_from_url(FIELDS, PRESETS))
+    dataset = dataset_ui()
+    if dataset is None:
+        return None
+    try:
+        name, options, init = model_ui()
+        config = TrainConfig(data=dataset.name, image_size=dataset.image_size, model=name,
+                             model_options=options, init=init, seed=seed(), **optimization_ui())
+        models.build(name, in_channels=dataset.channels, num_classes=len(dataset.class_names),
+                     image_size=dataset.image_size, **options)  # checks the options now, not at Train
+    except UserInputError as error:
+        st.error(str(error))
+        return None
+    finally:
+        write_to_url(FIELDS)
+    return config, dataset

@@ -1,0 +1,113 @@
+"""Upload widgets: images (file or camera), saved Runs and data-set zips, validated by the engine.
+
+Each widget pairs a plain function (bytes → result or message, testable without a browser) with a
+`*_ui` function that draws the uploader and shows the engine's `UserInputError` with `st.error`.
+Decoded results are kept in session state per uploaded file, so a rerun does not decode again.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from torch import Tensor
+
+from engine import limits
+from engine.errors import UserInputError
+from engine.images import decode_image
+from engine.runs import Run, load_run
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+MAX_UPLOAD_MB = limits.MAX_UPLOAD_BYTES // 1024**2
+
+
+def _mb(num_bytes: int) -> str:
+    return f"{num_bytes / 1024**2:,.1f} MB"
+
+
+def size_message(num_bytes: int, *, name: str = "the file") -> str | None:
+    """Why a file of `num_bytes` is refused, or None if it is within the upload limit."""
+    if num_bytes > limits.MAX_UPLOAD_BYTES:
+        return f"{name} is {_mb(num_bytes)}; an upload may be at most {MAX_UPLOAD_MB} MB"
+    return None
+
+
+def decode_upload(data: bytes, *, name: str = "image") -> tuple[Tensor | None, str | None]:
+    """(image (C, H, W) in [0, 1], None) or (None, the message saying why the bytes are not a usable image)."""
+    try:
+        return decode_image(data, name=name), None
+    except UserInputError as error:
+        return None, str(error)
+
+
+def read_run(data: bytes, *, name: str = "the file") -> tuple[Run | None, str | None]:
+    """(Run, None) or (None, the message saying why `data` is not a VisionExplorer run)."""
+    too_big = size_message(len(data), name=name)
+    if too_big:
+        return None, too_big
+    try:
+        return load_run(data), None
+    except UserInputError as error:
+        return None, f"{name}: {error}"
+
+
+def _cached(key: str, file, convert):
+    """`convert(bytes, name)` for this uploaded file, computed once per file and kept under `key`."""
+    cached = st.session_state.get(key)
+    if cached is not None and cached[0] == file.file_id:
+        return cached[1]
+    result = convert(file.getvalue(), file.name)
+    st.session_state[key] = (file.file_id, result)
+    return result
+
+
+def image_help() -> str:
+    return (f"PNG, JPEG, BMP, GIF, WebP or TIFF; at most {MAX_UPLOAD_MB} MB and "
+            f"{limits.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. The image stays in this session only.")
+
+
+def image_upload_ui(label: str = "Upload an image", key: str = "upload.image",
+                    help: str | None = None) -> Tensor | None:
+    """A file uploader (or, toggled, the camera); returns the decoded image (C, H, W) in [0, 1] or None."""
+    use_camera = st.toggle("Use the camera instead", key=f"{key}.use_camera",
+                           help="Take a photo with your webcam instead of choosing a file.")
+    if use_camera:
+        file = st.camera_input("Take a photo", key=f"{key}.camera", help=help)
+    else:
+        file = st.file_uploader(label, type=IMAGE_TYPES, key=f"{key}.file", max_upload_size=MAX_UPLOAD_MB,
+                                help=help or image_help())
+    if file is None:
+        return None
+    image, message = _cached(f"{key}.decoded", file, lambda data, name: decode_upload(data, name=name))
+    if message:
+        st.error(message)
+        return None
+    return image
+
+
+def run_upload_ui(key: str = "upload.run") -> Run | None:
+    """Upload a Run saved with its download button; returns it (the same object on every rerun) or None."""
+    file = st.file_uploader(
+        "Upload a saved run (.pt)", type=["pt"], key=f"{key}.file", max_upload_size=MAX_UPLOAD_MB,
+        help=f"A file from a run's download button; at most {MAX_UPLOAD_MB} MB. "
+             "It is opened with weights_only=True, so it cannot run code.")
+    if file is None:
+        return None
+    run, message = _cached(f"{key}.loaded", file, lambda data, name: read_run(data, name=name))
+    if message:
+        st.error(message)
+        return None
+    return run
+
+
+def zip_upload_ui(key: str = "upload.zip") -> bytes | None:
+    """Upload a data-set zip (one folder per class); returns its bytes or None, refusing files over the limit."""
+    file = st.file_uploader(
+        "Upload a data set (.zip)", type=["zip"], key=f"{key}.file", max_upload_size=MAX_UPLOAD_MB,
+        help=(f"One folder per class, with images inside. At most {MAX_UPLOAD_MB} MB, "
+              f"{limits.MAX_ZIP_UNCOMPRESSED_BYTES / 1024**3:g} GB unpacked and {limits.MAX_ZIP_FILES:,} files."))
+    if file is None:
+        return None
+    message = size_message(file.size, name=file.name)
+    if message:
+        st.error(message)
+        return None
+    return file.getvalue()
