@@ -7,7 +7,7 @@ from ui.lessons import lesson_link_ui
 from ui.results import results_ui, runs_table_ui, try_it_ui
 from ui.state import run_dataset, runs, store_run
 from ui.train_config import train_config_ui
-from ui.train_panel import Job, train_panel_ui
+from ui.train_panel import Job, curves_ui, train_panel_ui
 from ui.uploads import run_upload_ui
 
 SAMPLES_PER_CLASS = 6
@@ -48,6 +48,7 @@ def render_results() -> None:
     dataset = run_dataset(run.name)
     results_tab, try_tab = st.tabs(["Results", "Try it"])
     with results_tab:
+        curves_ui({run.name: run.history}, key="results.curves")
         if dataset is not None:
             results_ui(run, dataset)
         else:

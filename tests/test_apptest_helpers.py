@@ -109,7 +109,9 @@ def test_randomize_widgets_reports_an_exception_with_the_values_set(widgets_app)
 
 MULTIPAGE_APP = """
 import streamlit as st
-st.navigation([st.Page("pages/one.py", default=True), st.Page("pages/two.py", url_path="second")]).run()
+page = st.navigation([st.Page("pages/one.py", default=True), st.Page("pages/two.py")])
+st.sidebar.caption("frame")
+page.run()
 """
 PAGE_TWO = """
 import streamlit as st
@@ -132,6 +134,7 @@ def test_run_page_opens_the_page_with_state_and_params(multipage_app):
     at = run_page("pages/two.py", query_params={"x": "2"}, session_state={"who": "me"},
                   script=multipage_app, timeout=30)
     assert at.markdown[0].value == "x=2 who=me"
+    assert at.sidebar.caption[0].value == "frame"  # the page ran inside app.py, not on its own
 
 
 def test_run_page_fails_with_the_exception_text(multipage_app):

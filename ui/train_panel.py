@@ -54,12 +54,17 @@ def _mark_cancelled(key: str) -> None:
     st.info("Training cancelled. Every finished epoch is kept: the runs below stop where you cancelled.")
 
 
+def curves_ui(histories: dict, *, key: str) -> None:
+    """Loss and accuracy curves side by side, one colour per run."""
+    left, right = st.columns(2)
+    for column, metric in ((left, "loss"), (right, "acc")):
+        figure = learning_curves(histories, metric, presenter=presenter_mode())
+        column.plotly_chart(figure, width="stretch", key=f"{key}.{metric}")
+
+
 def _draw_curves(slot, histories: dict) -> None:
     with slot.container():
-        left, right = st.columns(2)
-        for column, metric in ((left, "loss"), (right, "acc")):
-            figure = learning_curves(histories, metric, presenter=presenter_mode())
-            column.plotly_chart(figure, width="stretch", key=f"curves.{metric}.{time.monotonic_ns()}")
+        curves_ui(histories, key=f"live.{time.monotonic_ns()}")  # a fresh key per redraw of the slot
 
 
 def train_panel_ui(jobs: list[Job], *, key: str = "train", label: str = "Train") -> list[str]:
@@ -118,5 +123,6 @@ def _train(jobs: list[Job], key: str) -> list[str]:
             else:
                 streams.pop(name, None)  # the generator ended (diverged)
     progress.progress(1.0, text="Done.")
+    curves.empty()  # the results below show the finished curves
     st.session_state.pop(f"{key}.active", None)
     return list(trainers)

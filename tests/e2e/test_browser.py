@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ui.topics import TOPICS
+from ui.topics import TOPICS, built
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +92,26 @@ def test_every_sidebar_page_runs_without_exception(page, streamlit_server, scree
         open_and_wait(page, url)
         assert_no_exception(page, f"page {name} ({url})")
         screenshot(page, screenshots / f"{name}.png")
+
+
+def nav_labels(page) -> list[str]:
+    """The sidebar's page names, without their icons' ligature text."""
+    return [text.split("\n")[-1] for text in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+
+
+def test_deep_link_on_a_fresh_server_runs_through_app_py(page, fresh_streamlit_server):
+    """The first visitor of a new server may arrive by a link (a lesson's, a colleague's).
+
+    Until some session has run app.py's st.navigation, Streamlit treats a `pages/` folder beside
+    app.py as a legacy multipage app and runs the linked page on its own, without app.py's
+    navigation and sidebar (https://docs.streamlit.io/develop/api-reference/navigation/st.navigation).
+    """
+    deep = f"{fresh_streamlit_server.url}/{built()[0].url_path}"
+    open_and_wait(page, deep)
+    first_visit = nav_labels(page)
+    open_and_wait(page, fresh_streamlit_server.url)
+    assert first_visit == nav_labels(page), f"{deep} as a server's first page shows another app"
+    assert_no_exception(page, deep)
 
 
 def test_train_lab_trains_with_defaults(page, streamlit_server, screenshots, record_timing):
