@@ -12,7 +12,6 @@ References:
     - Y. LeCun et al., "Gradient-based learning applied to document recognition", 1998 (MNIST).
     - H. Xiao et al., "Fashion-MNIST", 2017: https://arxiv.org/abs/1708.07747
     - A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009 (CIFAR-10).
-    - I. Quilez, "2D distance functions": https://iquilezles.org/articles/distfunctions2d/
 """
 
 from __future__ import annotations
@@ -32,17 +31,15 @@ from engine import limits
 from engine.device import generator
 from engine.errors import UserInputError
 from engine.images import decode_image, resize_batch, safe_extract_zip, to_model_input
+from engine.shapes import SHAPE_CLASSES, render_shapes
 
 Progress = Callable[[float, str], None]
 
 DATA_ENV = "VISIONEXPLORER_DATA"  # folder for downloaded sets; default ~/.cache/visionexplorer/data
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 4, 256  # pixels, square side after resizing
-MAX_DATASET_BYTES = 4 * 1024**3  # float32 pixels of all splits after resizing
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test, per class
 VAL_FRACTIONS = (0.9, 0.1)  # train, val carved from an official train split
 STD_FLOOR = 1e-6  # keeps normalization finite on constant channels
-SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "arrow")
-_SHAPES_CHUNK = 4096  # images rendered at once; bounds temporary memory
 
 
 @dataclass
@@ -224,10 +221,10 @@ def _finish(raw: _Raw, *, name: str, title: str, image_size: int, seed: int,
 
 def _check_memory(num_images: int, channels: int, image_size: int, title: str) -> None:
     total = num_images * channels * image_size**2 * 4  # float32
-    if total > MAX_DATASET_BYTES:
+    if total > limits.MAX_DATASET_BYTES:
         raise UserInputError(
             f"image_size {image_size} would make {title} {total / 1024**3:.1f} GB in memory; "
-            f"the limit is {MAX_DATASET_BYTES / 1024**3:.0f} GB — choose a smaller image_size"
+            f"the limit is {limits.MAX_DATASET_BYTES / 1024**3:.0f} GB — choose a smaller image_size"
         )
 
 
@@ -284,86 +281,13 @@ def _faces(*, seed: int, root: Path, progress: Progress) -> _Raw:
     return _Raw(x, y, ["face", "non-face"])
 
 
-# ----------------------------------------------------------------------------- procedural shapes
-def _shape_sdf(label: int, x: Tensor, y: Tensor) -> Tensor:
-    """Signed distance (negative inside) to shape ``label`` in its own frame, radius ≈ 1.
-
-    Polygons use the polar fold of Quilez: fold the angle into one sector, then the distance to
-    that sector's edge line is exact inside and near the edge, which is all antialiasing needs.
-    """
-    name = SHAPE_CLASSES[label]
-    r, theta = torch.hypot(x, y), torch.atan2(y, x)
-    if name == "circle":
-        return r - 0.85
-    if name == "ring":
-        return (r - 0.68).abs() - 0.2
-    if name in ("triangle", "square", "hexagon"):
-        sides, radius = {"triangle": (3, 1.0), "square": (4, 0.95), "hexagon": (6, 0.92)}[name]
-        sector = 2 * math.pi / sides  # vertices at multiples of the sector, edges in between
-        a = torch.remainder(theta, sector) - sector / 2
-        return r * torch.cos(a) - radius * math.cos(math.pi / sides)
-    if name == "star":  # five tips at radius 1, inner vertices at 0.45
-        sector = 2 * math.pi / 5
-        a = torch.remainder(theta, sector)
-        b = torch.minimum(a, sector - a)  # angle from the nearest tip
-        ex, ey = 0.45 * math.cos(sector / 2) - 1.0, 0.45 * math.sin(sector / 2)  # tip -> inner vertex
-        norm = math.hypot(ex, ey)
-        return (ey * (r * torch.cos(b) - 1.0) - ex * r * torch.sin(b)) / norm
-    if name == "cross":
-        ax, ay = x.abs(), y.abs()
-        return torch.minimum(torch.maximum(ax - 0.9, ay - 0.28), torch.maximum(ax - 0.28, ay - 0.9))
-    # arrow: a shaft from x=-0.85 to 0.2 and a head from x=0.05 to its tip at x=0.9
-    shaft = torch.maximum((x + 0.325).abs() - 0.525, y.abs() - 0.2)
-    slope = 0.6 / 0.85  # head half-height / head length
-    head = torch.maximum(0.05 - x, (y.abs() - (0.9 - x) * slope) / math.hypot(1.0, slope))
-    return torch.minimum(shaft, head)
-
-
-def _render_shapes(num_images: int, *, seed: int, size: int = 32) -> tuple[Tensor, Tensor]:
-    """Balanced labels and ``(N, 3, size, size)`` images, every image rendered in one batch.
-
-    Each image maps the pixel grid into its shape's frame (translate, rotate, scale), evaluates
-    the shape's signed distance and turns it into coverage with a one-pixel linear ramp (a box
-    filter's antialiasing), then blends foreground over background and adds Gaussian noise.
-    """
-    gen = generator(seed)
-    n = num_images
-    labels = (torch.arange(n) % len(SHAPE_CLASSES))[torch.randperm(n, generator=gen)]
-    scale = 0.45 + 0.45 * torch.rand(n, generator=gen)  # radius, as a fraction of the half-width
-    centre = (2 * torch.rand(n, 2, generator=gen) - 1) * (1 - scale)[:, None]  # stays inside
-    angle = 2 * math.pi * torch.rand(n, generator=gen)
-    dark, light = 0.4 * torch.rand(n, 3, generator=gen), 0.6 + 0.4 * torch.rand(n, 3, generator=gen)
-    swap = torch.rand(n, 1, generator=gen) < 0.5  # ≥ 0.2 apart in every channel either way
-    fg, bg = torch.where(swap, dark, light), torch.where(swap, light, dark)
-    noise_std = 0.08 * torch.rand(n, generator=gen)
-    coords = (torch.arange(size) + 0.5) * (2 / size) - 1  # pixel centres in [-1, 1]
-    out = torch.empty(n, 3, size, size)
-    for start in range(0, n, _SHAPES_CHUNK):
-        sl = slice(start, start + _SHAPES_CHUNK)
-        s, c = scale[sl, None, None], centre[sl, :, None, None]
-        dx = coords.view(1, 1, size) - c[:, 0]  # (B, 1, W), broadcasts to (B, H, W) below
-        dy = coords.view(1, size, 1) - c[:, 1]  # (B, H, 1)
-        cos, sin = angle[sl, None, None].cos(), angle[sl, None, None].sin()
-        x, y = (cos * dx + sin * dy) / s, (cos * dy - sin * dx) / s  # (B, H, W) in the shape frame
-        sdf = torch.empty_like(x)
-        for label in range(len(SHAPE_CLASSES)):
-            mask = labels[sl] == label
-            sdf[mask] = _shape_sdf(label, x[mask], y[mask])
-        cover = (0.5 - sdf * s * (size / 2)).clamp(0, 1)[:, None]  # (B, 1, H, W), distance in pixels
-        img = out[sl]
-        torch.randn(img.shape, generator=gen, out=img)
-        img.mul_(noise_std[sl, None, None, None]).add_(bg[sl, :, None, None])
-        img.add_((fg[sl] - bg[sl])[:, :, None, None] * cover).clamp_(0, 1)
-    return out, labels
-
-
 @register(DatasetInfo("shapes", "Shapes (32×32)", "Procedural colour shapes — "
                       + ", ".join(SHAPE_CLASSES) + " — with random size, position, rotation, "
                       "colours and noise; works offline.", 3, 32, 8, 12000, "procedural"),
           options={"num_images": _IntOption(12000, 80, 60000)})
 def _shapes(*, seed: int, root: Path, progress: Progress, num_images: int) -> _Raw:
     progress(0.1, f"Drawing {num_images:,} shapes")
-    x, y = _render_shapes(num_images, seed=seed)
+    x, y = render_shapes(num_images, seed=seed)
     return _Raw(x, y, list(SHAPE_CLASSES))
 
 
