@@ -28,11 +28,12 @@ OPTIMIZERS: dict[str, tuple[str, str, Callable[..., torch.optim.Optimizer]]] = {
     "adagrad": ("AdaGrad", r"G \leftarrow G + g^2,\quad \theta \leftarrow \theta - \frac{\eta\, g}{\sqrt{G}+\epsilon}",
                 lambda p, lr, m, wd: torch.optim.Adagrad(p, lr=lr, weight_decay=wd)),
     "rmsprop": ("RMSProp",
-                r"s \leftarrow \alpha s + (1-\alpha) g^2,\quad \theta \leftarrow \theta - \frac{\eta\, g}{\sqrt{s}+\epsilon}",
+                r"\begin{aligned} s &\leftarrow \alpha s + (1-\alpha) g^2 \\ "
+                r"\theta &\leftarrow \theta - \frac{\eta\, g}{\sqrt{s}+\epsilon} \end{aligned}",
                 lambda p, lr, m, wd: torch.optim.RMSprop(p, lr=lr, weight_decay=wd)),
     "adam": ("Adam",
-             r"m \leftarrow \beta_1 m + (1-\beta_1) g,\ v \leftarrow \beta_2 v + (1-\beta_2) g^2,\ "
-             r"\theta \leftarrow \theta - \frac{\eta\, \hat m}{\sqrt{\hat v}+\epsilon}",
+             r"\begin{aligned} m &\leftarrow \beta_1 m + (1-\beta_1) g \\ v &\leftarrow \beta_2 v + (1-\beta_2) g^2"
+             r" \\ \theta &\leftarrow \theta - \frac{\eta\, \hat m}{\sqrt{\hat v}+\epsilon} \end{aligned}",
              lambda p, lr, m, wd: torch.optim.Adam(p, lr=lr, weight_decay=wd)),
     "adamw": ("AdamW", r"\text{Adam, then } \theta \leftarrow \theta - \eta\lambda\theta \text{ (decoupled decay)}",
               lambda p, lr, m, wd: torch.optim.AdamW(p, lr=lr, weight_decay=wd)),

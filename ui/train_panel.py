@@ -87,7 +87,8 @@ def train_panel_ui(jobs: list[Job], *, key: str = "train", label: str = "Train")
 
 
 def _train(jobs: list[Job], key: str) -> list[str]:
-    st.button("Cancel", key=f"{key}.cancel", help="Stop now; finished epochs are kept.")
+    cancel = st.empty()
+    cancel.button("Cancel", key=f"{key}.cancel", help="Stop now; finished epochs are kept.")
     progress = st.progress(0.0, text="Starting…")
     curves = st.empty()
     trainers = {}
@@ -124,5 +125,6 @@ def _train(jobs: list[Job], key: str) -> list[str]:
                 streams.pop(name, None)  # the generator ended (diverged)
     progress.progress(1.0, text="Done.")
     curves.empty()  # the results below show the finished curves
+    cancel.empty()
     st.session_state.pop(f"{key}.active", None)
     return list(trainers)

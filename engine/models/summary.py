@@ -50,8 +50,10 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerSu
                                           _macs(module, output))
         return hook
 
+    # Identity placeholders (e.g. norm="none") compute nothing and would only clutter the table.
     watched = [(n, m) for n, m in model.named_modules()
-               if n and (not list(m.children()) or any(True for _ in m.parameters(recurse=False)))]
+               if n and not isinstance(m, nn.Identity)
+               and (not list(m.children()) or any(True for _ in m.parameters(recurse=False)))]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         for name, module in watched:

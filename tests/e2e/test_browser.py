@@ -24,8 +24,10 @@ def wait_until_idle(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
     from playwright.sync_api import expect
 
     page.locator(IDLE).wait_for(state="attached", timeout=timeout_ms)
-    # The "Running..." status widget fades out after the state changes.
+    # The "Running..." status widget fades out after the state changes; skeletons are elements
+    # not drawn yet.
     expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=timeout_ms)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=timeout_ms)
 
 
 def open_and_wait(page, url: str) -> None:

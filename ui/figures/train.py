@@ -111,14 +111,15 @@ def per_class_accuracy(values: Sequence[float], class_names: Sequence[str], *, o
     shown = [None if math.isnan(v) else v for v in values]
     fig = go.Figure(go.Bar(
         x=names, y=shown, marker_color=PALETTE[0],
-        text=["—" if v is None else f"{v:.0%}" for v in shown], textposition="outside",
+        text=["—" if v is None else f"{v:.0%}" for v in shown], textposition="inside",
+        insidetextanchor="end", textangle=0,
         hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
     if overall is not None:
         fig.add_hline(y=overall, line=dict(color=PALETTE[5], dash="dash"),
-                      annotation_text=f"overall {overall:.1%}", annotation_position="top left")
+                      annotation_text=f"overall {overall:.1%}", annotation_position="bottom left")
     fig.update_layout(title="Accuracy per class", showlegend=False)
     fig.update_xaxes(title="true class", type="category")
-    fig.update_yaxes(title="accuracy", range=[0.0, 1.12], tickformat=".0%")
+    fig.update_yaxes(title="accuracy", range=[0.0, 1.05], tickformat=".0%")
     return apply_theme(fig, presenter)
 
 
