@@ -14,8 +14,11 @@ def topics_ui() -> None:
     columns = st.columns(3)
     for i, topic in enumerate(TOPICS):
         with columns[i % 3].container(border=True):
-            if topic.page:
-                st.page_link(topic.page, label=f"**{topic.title}**", icon=topic.icon)
+            built = topic.built_pages
+            if built:
+                st.markdown(f"**{topic.title}**")
+                for page in built:
+                    st.page_link(page.file, label=page.title, icon=page.icon)
             else:
                 st.markdown(f"**{topic.title}** · :gray-badge[coming]")
             st.caption(f"{topic.group} — {topic.summary}")

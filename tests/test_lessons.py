@@ -14,11 +14,11 @@ if str(ROOT) not in sys.path:
 
 import ui.lessons as lessons_module  # noqa: E402
 from ui.lessons import LESSONS_DIR, app_links, lesson_index, parse_lesson  # noqa: E402
-from ui.topics import TOPICS, built  # noqa: E402
+from ui.topics import TOPICS  # noqa: E402
 
 LESSONS = lesson_index()
-PLANNED_PAGES = {topic.page for topic in TOPICS if topic.page}
-URL_PATHS = {topic.url_path for topic in TOPICS if topic.page} | {"home"}
+PLANNED_PAGES = {page.file for topic in TOPICS for page in topic.pages}
+URL_PATHS = {page.url_path for topic in TOPICS for page in topic.pages} | {"home"}
 
 GOOD_FRONT = '''+++
 title = "T"
@@ -144,12 +144,10 @@ def test_lesson_index_rereads_changed_files(tmp_path):
 # ---- the Lessons page -------------------------------------------------------------------------
 
 def _lessons_page(query: dict[str, str] | None = None) -> AppTest:
-    """The Lessons page through app.py when every routed page exists, else the page on its own."""
-    if all((ROOT / topic.page).is_file() for topic in built()):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-        at.switch_page("pages/lessons.py")
-    else:
-        at = AppTest.from_file(str(ROOT / "pages" / "lessons.py"), default_timeout=30)
+    """The Lessons page through app.py, as a link to it opens it."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("pages/lessons.py")
     at.query_params.update(query or {})
     return at.run(timeout=30)
 
