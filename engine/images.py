@@ -137,6 +137,16 @@ def decode_image(data: bytes | str | Path, *, name: str = "image") -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).clamp_(0.0, 1.0)
 
 
+def drawing_to_image(rgba: np.ndarray) -> Tensor | None:
+    """A canvas drawing (H, W, 4) uint8, light strokes on dark, as a gray (1, H, W) image; None if blank."""
+    if rgba.ndim != 3 or rgba.shape[2] < 3:
+        raise UserInputError(f"a drawing must be an (H, W, 3 or 4) array; got shape {tuple(rgba.shape)}")
+    gray = torch.from_numpy(np.ascontiguousarray(rgba[..., :3])).float().mean(-1) / 255  # (H, W)
+    if float(gray.max()) - float(gray.min()) < 0.05:
+        return None
+    return gray[None]  # (1, H, W)
+
+
 def _convert_channels(x: Tensor, channels: int) -> Tensor:
     """(N, C, H, W) with C in {1, 3} -> (N, channels, H, W)."""
     if x.shape[1] == channels:

@@ -423,3 +423,17 @@ def test_photo_channels_and_unknown():
     assert {"china", "flower", "astronaut", "horse"} <= set(data.photo_names())
     with pytest.raises(UserInputError, match="astronaut"):
         data.load_photo("mona_lisa")
+
+
+def test_drawing_to_image_is_gray_and_blank_is_none():
+    import numpy as np
+
+    from engine.images import drawing_to_image
+
+    canvas = np.zeros((20, 20, 4), dtype=np.uint8)
+    assert drawing_to_image(canvas) is None
+    canvas[5:15, 8:12] = 255
+    image = drawing_to_image(canvas)
+    assert image.shape == (1, 20, 20) and float(image.max()) == 1.0 and float(image[0, 0, 0]) == 0.0
+    with pytest.raises(UserInputError, match="drawing"):
+        drawing_to_image(np.zeros((4, 4)))

@@ -25,7 +25,7 @@ from engine.train import predict
 from ui.figures import train as figures
 from ui.images import signed_colour, signed_to_rgb, to_display
 from ui.sidebar import presenter_mode
-from ui.uploads import image_upload_ui
+from ui.uploads import drawing_ui, image_upload_ui
 
 EVALUATIONS_KEY = "results.evaluations"
 MAX_EVALUATIONS = 8  # runs whose test-split evaluation a session keeps
@@ -198,7 +198,7 @@ def downloads_ui(run: Run, *, key: str) -> None:
 def try_it_ui(run: Run, dataset: Dataset | None = None, *, key: str = "try") -> None:
     """Classify a test image, an upload or a camera photo; show what the model sees and its top 5."""
     st.caption("Pick an image: the model sees it resized and converted the way its training images were.")
-    sources = (["A test image"] if dataset is not None and len(dataset.test) else []) + ["Upload or camera"]
+    sources = (["A test image"] if dataset is not None and len(dataset.test) else []) + ["Upload or camera", "Draw"]
     source = st.radio("Image", sources, horizontal=True, key=f"{key}.source.{len(sources)}",
                       label_visibility="collapsed")
     truth = None
@@ -207,6 +207,8 @@ def try_it_ui(run: Run, dataset: Dataset | None = None, *, key: str = "try") -> 
                                     max_value=len(dataset.test) - 1, value=0, step=1,
                                     key=f"{key}.index.{dataset.name}.{len(dataset.test)}"))
         image, truth = dataset.test.x[index], dataset.class_names[int(dataset.test.y[index])]
+    elif source == "Draw":
+        image = drawing_ui(f"{key}.drawing")
     else:
         image = image_upload_ui("Upload an image to classify", key=f"{key}.upload")
     if image is not None:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from engine import limits
 from engine.errors import UserInputError
-from engine.images import decode_image
+from engine.images import decode_image, drawing_to_image
 from engine.runs import Run, load_run
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
@@ -80,6 +80,23 @@ def image_upload_ui(label: str = "Upload an image", key: str = "upload.image",
     if message:
         st.error(message)
         return None
+    return image
+
+
+def drawing_ui(key: str = "upload.drawing") -> Tensor | None:
+    """A square canvas to draw on with the mouse or a finger (white ink on black, like the digits)."""
+    from streamlit_drawable_canvas import st_canvas
+
+    st.caption("Draw one large character filling most of the square; the model sees it shrunk to its input size.")
+    stroke = st.slider("Brush size", 8, 40, 22, key=f"{key}.stroke", help="Thicker strokes survive shrinking to 8×8.")
+    result = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
+                       height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+                       key=f"{key}.canvas")
+    if result is None or result.image_data is None:
+        return None
+    image = drawing_to_image(result.image_data)
+    if image is None:
+        st.info("The canvas is empty: draw something.")
     return image
 
 
