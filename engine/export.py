@@ -109,3 +109,33 @@ def train(model: nn.Module, images: Tensor, labels: Tensor, epochs: int = {cfg["
             loss.backward()
             optimizer.step()
 '''
+
+
+def conv_source(config, *, input_shape: tuple[int, int, int] | None = None) -> str:
+    """The `nn.Conv2d(...)` / `nn.ConvTranspose2d(...)` / pooling line for an engine.conv config,
+    with arguments that differ from PyTorch's defaults; with `input_shape` (C, H, W), a runnable snippet."""
+    from engine.conv import ConvConfig, output_hw
+
+    c = config
+    if isinstance(c, ConvConfig):
+        cls = "ConvTranspose2d" if c.transposed else "Conv2d"
+        args = [str(c.in_channels), str(c.out_channels), f"kernel_size={c.kernel_size}"]
+        options = [("stride", c.stride, 1), ("padding", c.padding, 0), ("dilation", c.dilation, 1),
+                   ("groups", c.groups, 1), ("bias", c.bias, True)]
+        options += ([("output_padding", c.output_padding, 0)] if c.transposed
+                    else [("padding_mode", c.padding_mode, "zeros")])
+    else:
+        cls = "MaxPool2d" if c.kind == "max" else "AvgPool2d"
+        args = [f"kernel_size={c.kernel_size}"]
+        options = [("stride", c.stride, None), ("padding", c.padding, 0), ("ceil_mode", c.ceil_mode, False)]
+        options += [("dilation", c.dilation, 1)] if c.kind == "max" else []
+    args += [f"{name}={value!r}" for name, value, default in options if value != default]
+    line = f"nn.{cls}({', '.join(args)})"
+    if input_shape is None:
+        return line
+    channels, height, width = input_shape
+    out_h, out_w = output_hw(c, height, width)
+    out_c = c.out_channels if isinstance(c, ConvConfig) else channels
+    return (f"import torch\nfrom torch import nn\n\nlayer = {line}\n"
+            f"x = torch.rand(1, {channels}, {height}, {width})  # (B, C, H, W)\n"
+            f"print(layer(x).shape)  # torch.Size([1, {out_c}, {out_h}, {out_w}])\n")
