@@ -57,7 +57,17 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+    "maxout": lambda: _maxout(),
 }
+
+
+def _maxout() -> nn.Module:
+    """Pointwise Maxout with 2 pieces (see engine.activations.Maxout: it keeps the layer's width)."""
+    from engine.activations import Maxout  # engine.activations imports this module
+
+    return Maxout(2)
 
 
 def activation_names() -> list[str]:
@@ -81,7 +91,14 @@ NORMS_2D: dict[str, Callable[[int], nn.Module]] = {
     "batch": nn.BatchNorm2d,
     "layer": lambda c: nn.GroupNorm(1, c),
     "group": _group_norm,
+    "instance": lambda c: nn.InstanceNorm2d(c, affine=True),  # per example and channel, over (H, W)
 }
+
+
+def _no_instance_norm_1d(features: int) -> nn.Module:
+    raise UserInputError("norm 'instance' normalizes each channel over its own H×W positions, and an MLP's "
+                         f"hidden layers ({features} features) have none; use 'layer' or 'batch' for an MLP")
+
 
 # Normalization after a linear layer, on (B, D).
 NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
@@ -89,6 +106,7 @@ NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
     "batch": nn.BatchNorm1d,
     "layer": nn.LayerNorm,
     "group": lambda d: nn.GroupNorm(next(g for g in (8, 4, 2, 1) if d % g == 0), d),
+    "instance": _no_instance_norm_1d,
 }
 
 
@@ -126,11 +144,27 @@ def _init_normal(module: nn.Module, sigma: float) -> None:
         nn.init.zeros_(module.bias)
 
 
+def _init_zeros(module: nn.Module, sigma: float) -> None:
+    """All weights 0: every unit of a layer computes the same thing (the symmetry problem)."""
+    nn.init.zeros_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _init_constant(module: nn.Module, sigma: float) -> None:
+    """All weights σ: units stay identical (same symmetry problem), with non-zero outputs."""
+    nn.init.constant_(module.weight, sigma)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 INITS: dict[str, Callable[[nn.Module, float], None]] = {
     "default": _init_default,
     "kaiming": _init_kaiming,
     "xavier": _init_xavier,
     "normal": _init_normal,
+    "zeros": _init_zeros,
+    "constant": _init_constant,
 }
 
 

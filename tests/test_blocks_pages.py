@@ -1,0 +1,104 @@
+"""AppTests of the building-blocks pages: activations, gradients & init, normalization, preprocessing."""
+
+import pytest
+
+from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+
+ACTIVATIONS = "pages/activations.py"
+GRADIENT_FLOW = "pages/gradient_flow.py"
+NORMALIZATION = "pages/normalization.py"
+PREPROCESSING = "pages/preprocessing.py"
+
+
+def _specs(at) -> str:
+    return " ".join(p.proto.spec for p in at.get("plotly_chart"))
+
+
+def test_activations_page_draws_curves_and_formulas():
+    at = run_page(ACTIVATIONS, query_params={"show": "relu,softplus,maxout"})
+    assert at.multiselect(key="act.show").value == ["relu", "softplus", "maxout"]
+    assert "f(x) solid" in _specs(at)
+    latex = " ".join(e.value for e in at.latex)
+    assert r"\log(1 + e^{x})" in latex and r"\max(0, x)" in latex
+
+
+def test_activations_page_dead_relu_demo_trains_and_measures(monkeypatch):
+    at = run_page(ACTIVATIONS, query_params={"dead_ep": "1"}, timeout=180)
+    at.button(key="act.dead.start").click().run()
+    assert_no_exception(at, "after training the dead-ReLU demo")
+    assert "Dead units" in _specs(at)
+    assert len(at.session_state["act.dead_runs"]) == 3
+
+
+def test_activations_page_race_trains_two_activations():
+    at = run_page(ACTIVATIONS, query_params={"race": "relu,tanh", "ep": "1"}, timeout=180)
+    at.button(key="act.race.start").click().run()
+    assert_no_exception(at, "after the side-by-side training")
+    assert len(at.session_state["act.race_runs"]) == 2
+    assert at.dataframe
+
+
+@pytest.mark.parametrize("page", [ACTIVATIONS, GRADIENT_FLOW, NORMALIZATION, PREPROCESSING])
+def test_page_survives_random_widgets(page):
+    at = run_page(page, query_params={"bs": "16"} if page == GRADIENT_FLOW else None, timeout=120)
+    skip = [w.key for w in at.selectbox if w.key and w.key.endswith(".data")]  # downloads: slow offline errors
+    skip += ["flow.batch"]  # a small batch keeps the random depths and widths fast
+    randomize_widgets(at, rounds=3, seed=1, timeout=120, skip_keys=skip)
+
+
+def test_gradient_flow_page_shows_vanishing_and_kaiming():
+    at = run_page(GRADIENT_FLOW, query_params={"preset": "vanishing", "depth": "8", "width": "32"})
+    specs = _specs(at)
+    assert "Gradient norm" in specs and "Activation std per layer" in specs and "Dead units per layer" in specs
+    assert at.session_state["flow.depth"] == 8
+
+
+def test_gradient_flow_page_reports_overflow_and_symmetry():
+    at = run_page(GRADIENT_FLOW, query_params={"preset": "exploding"})
+    assert any("overflowed" in w.value for w in at.warning)
+    at = run_page(GRADIENT_FLOW, query_params={"preset": "symmetry"})
+    assert any("same value" in i.value for i in at.info)
+
+
+def test_gradient_flow_page_caps_memory():
+    at = run_page(GRADIENT_FLOW, query_params={"kind": "cnn", "data": "shapes", "depth": "50", "width": "1024",
+                                               "bs": "512"})
+    assert any("memory limit" in e.value for e in at.error)
+
+
+def test_normalization_page_shows_every_section_and_folding():
+    at = run_page(NORMALIZATION)
+    specs = _specs(at)
+    for fragment in ("The same batch through BatchNorm", "Running statistics", "undo the standardization", "batch companions",
+                     "BatchNorm: over N, H, W", "InstanceNorm: over H, W"):
+        assert fragment in specs, fragment
+    difference = next(m.value for m in at.metric if m.label.startswith("Largest"))
+    assert float(difference) < 1e-5
+
+
+def test_normalization_page_trains_with_and_without_bn():
+    at = run_page(NORMALIZATION, query_params={"ep": "1"}, timeout=180)
+    at.button(key="bn.train.start").click().run()
+    assert_no_exception(at, "after training with and without BN")
+    assert len(at.session_state["bn.runs"]) == 2
+
+
+def test_preprocessing_page_standardizes():
+    at = run_page(PREPROCESSING, query_params={"data": "digits", "mode": "standardize", "n": "300"})
+    assert "Pixel values per channel" in _specs(at)
+    assert at.dataframe and len(at.image) >= 3  # mean image, before, after
+
+
+def _lesson_links():
+    from ui.lessons import LESSONS_DIR, app_links, parse_lesson
+
+    for slug in ("03_activations_init", "04_normalization"):
+        lesson = parse_lesson(LESSONS_DIR / f"{slug}.md")
+        yield from ((slug, path, query) for _, path, query in app_links(lesson.body) if query)
+
+
+@pytest.mark.parametrize("slug,path,query", list(_lesson_links()))
+def test_lesson_deep_links_open_their_presets(slug, path, query):
+    at = run_page(f"pages/{path}.py", query_params=query, timeout=120)
+    assert not [w.value for w in at.warning if "preset" in w.value or "Ignored" in w.value]
+    assert not at.error, [e.value for e in at.error]
