@@ -147,7 +147,7 @@ def model_ui() -> tuple[str, dict, str]:
     st.caption(models.info(name).description)
     options = _model_options(name)
     init = st.selectbox("Initialization", models.init_names(), key="train.init",
-                        help="How the weights start: PyTorch's default, Kaiming (for ReLU), Xavier, or N(0, 0.01²).")
+                        help="How the weights start: PyTorch's default, Kaiming (for ReLU), Xavier, N(0, 0.01²), all zeros or one constant (symmetry: every unit stays identical).")
     return name, options, init
 
 

@@ -1,0 +1,1 @@
+"""Explaining predictions: attribution maps for CNNs (captum) and attention maps for ViTs."""
