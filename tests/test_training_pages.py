@@ -1,0 +1,67 @@
+"""AppTests of the optimizer, landscape, losses and mini-batch pages: widgets fuzzed, buttons clicked."""
+
+from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+
+
+def _specs(at) -> str:
+    return " ".join(p.proto.spec for p in at.get("plotly_chart"))
+
+
+def test_optimizers_page_draws_paths_and_survives_random_widgets():
+    at = run_page("pages/optimizers.py", query_params={"steps": "60"})
+    assert "Contours" in at.tabs[0].label and "Loss per step" in _specs(at)
+    at.button(key="opt.preset.too_large").click().run()
+    assert_no_exception(at, "too large preset")
+    assert any("diverged at step" in w.value for w in at.warning)
+    randomize_widgets(at, rounds=3, seed=2, timeout=60)
+
+
+def test_optimizers_page_deep_link_sets_surface_and_learning_rates():
+    at = run_page("pages/optimizers.py", query_params={"surf": "rosenbrock", "preset": "too_small", "steps": "30"})
+    assert at.selectbox(key="opt.surface").value == "rosenbrock"
+    assert at.number_input(key="opt.lr.sgd").value == 1e-4  # a tenth of what works on Rosenbrock
+
+
+def test_landscape_page_trains_and_draws_line_plane_and_paths():
+    at = run_page("pages/landscape.py", query_params={"res": "5", "n": "64"}, timeout=180)
+    at.button(key="land.train.start").click().run(timeout=180)
+    assert_no_exception(at, "after training the demo")
+    specs = _specs(at)
+    assert "accuracy" in specs and '"type":"contour"' in specs and '"type":"surface"' in specs
+    at.radio(key="land.kind").set_value("pca").run(timeout=120)
+    assert_no_exception(at, "PCA plane")
+    assert "PC 1" in _specs(at)
+    refine = [b for b in at.button if b.key and b.key.endswith(".refine")]
+    refine[0].click().run(timeout=120)
+    assert_no_exception(at, "refine")
+    randomize_widgets(at, rounds=2, seed=1, timeout=180, skip_keys={"land.res", "land.images"})
+
+
+def test_landscape_page_bad_url_values_warn_instead_of_crashing():
+    at = run_page("pages/landscape.py", query_params={"res": "99", "n": "abc"})
+    assert any("Ignored ?res=99" in w.value for w in at.warning)
+
+
+def test_losses_page_curves_and_random_widgets():
+    at = run_page("pages/losses.py", query_params={"ep": "1"})
+    specs = _specs(at)
+    assert "Loss of one example" in specs and "Gradient dL" in specs and "label smoothing" in specs
+    randomize_widgets(at, rounds=3, seed=0, timeout=90, skip_keys={"loss.chosen"})
+
+
+def test_losses_page_trains_two_losses():
+    at = run_page("pages/losses.py", query_params={"ep": "1", "model": "linear"}, timeout=120)
+    at.multiselect(key="loss.chosen").set_value(["cross_entropy", "multiclass_hinge"]).run()
+    at.button(key="loss.train.start").click().run(timeout=120)
+    assert_no_exception(at, "after training")
+    assert len(at.session_state["loss.runs"]) == 2 and "Accuracy" in _specs(at)
+
+
+def test_minibatch_page_noise_schedules_and_range_test():
+    at = run_page("pages/minibatch.py", query_params={"reps": "5", "steps": "30", "model": "linear"}, timeout=120)
+    specs = _specs(at)
+    assert "Error of the mini-batch gradient" in specs and "Cosine annealing" in specs
+    at.button(key="mb.range.start").click().run(timeout=120)
+    assert_no_exception(at, "range test")
+    assert at.success and "falls fastest" in at.success[0].value
+    randomize_widgets(at, rounds=2, seed=3, timeout=120, skip_keys={"mb.repeats", "mb.model"})
