@@ -22,8 +22,11 @@ from ui.uploads import zip_upload_ui
 UPLOAD = "upload"  # the data-set choice meaning "my own zip of class folders"
 NATIVE = 0  # image-size choice meaning "the data set's own size"
 IMAGE_SIZES = [NATIVE, 8, 16, 28, 32, 64]
-DEPTHS = [8, 14, 20, 26, 32, 44, 56]
+DEPTHS = [8, 14, 20, 26, 32, 44, 56]  # resnet_small: 6n+2
 WIDTHS = [4, 8, 16, 32, 64]
+VIT_DEPTHS = [1, 2, 3, 4, 6, 8]
+VIT_HEADS = [1, 2, 4, 8]
+PATCH_SIZES = [0, 1, 2, 4, 5, 7, 8]  # 0 = automatic: at most 8×8 patches
 
 PRESETS: dict[str, dict] = {
     "linear_digits": {"data": "digits", "model": "linear", "opt": "sgd", "lr": 0.1, "ep": 15, "bs": 64},
@@ -43,6 +46,11 @@ FIELDS: list[UrlField] = [
     UrlField("train.width", "width", 16, int, lambda v: v in WIDTHS),
     UrlField("train.depth", "depth", 8, int, lambda v: v in DEPTHS),
     flag("train.skip", "skip", True),
+    UrlField("train.vit_depth", "vdepth", 4, int, lambda v: v in VIT_DEPTHS),
+    UrlField("train.heads", "heads", 4, int, lambda v: v in VIT_HEADS),
+    UrlField("train.patch", "patch", 0, int, lambda v: v in PATCH_SIZES),
+    choice("train.pool", "pool", "cls", ["cls", "mean"]),
+    choice("train.pos", "pos", "learned", ["learned", "sinusoidal", "none"]),
     UrlField("train.hidden", "hidden", "100"),
     choice("train.init", "init", "default", models.init_names()),
     choice("train.loss", "loss", "cross_entropy", losses.names()),
@@ -119,17 +127,28 @@ def _model_options(name: str) -> dict:
                                      help="Probability of zeroing a unit during training (regularization)."),
         "width": lambda: st.select_slider("Width (channels)", WIDTHS, key="train.width",
                                           help="Filters per conv layer: more = more capacity, slower."),
-        "depth": lambda: st.select_slider("Depth", DEPTHS, key="train.depth",
-                                          help="Layers of the ResNet: 6n+2."),
+        "depth": (lambda: st.select_slider("Encoder blocks", VIT_DEPTHS, key="train.vit_depth",
+                                           help="Transformer blocks: attention + MLP each.")) if name == "vit_tiny"
+        else (lambda: st.select_slider("Depth", DEPTHS, key="train.depth", help="Layers of the ResNet: 6n+2.")),
+        "heads": lambda: st.select_slider("Heads", VIT_HEADS, key="train.heads",
+                                          help="Attention heads; they must divide the width."),
+        "patch_size": lambda: st.selectbox("Patch size", PATCH_SIZES, key="train.patch",
+                                           format_func=lambda p: "auto" if p == 0 else f"{p}×{p}",
+                                           help="Side of each image patch (token); must divide the image size."),
+        "pool": lambda: st.selectbox("Pooling", ["cls", "mean"], key="train.pool",
+                                     help="Classify from the class token, or from the mean of all tokens."),
+        "pos_embedding": lambda: st.selectbox("Position embedding", ["learned", "sinusoidal", "none"],
+                                              key="train.pos", help="How tokens know where their patch was."),
         "skip": lambda: st.toggle("Skip connections", key="train.skip",
                                   help="Off = the 'plain' net of the same depth: no shortcut x + F(x)."),
         "hidden": lambda: st.text_input("Hidden layer sizes", key="train.hidden",
                                         help="Comma-separated widths, e.g. 100 or 256,64."),
     }
+    shown = [o for o in defaults if o in widgets]  # the rest (e.g. vit mlp_ratio) keep their defaults
     options = {}
-    columns = st.columns(max(1, len(defaults)))
-    for column, option in zip(columns, defaults):
-        with column:
+    columns = st.columns(max(1, min(4, len(shown))))
+    for index, option in enumerate(shown):
+        with columns[index % len(columns)]:
             options[option] = widgets[option]()
     if "hidden" in options:
         try:
