@@ -48,8 +48,9 @@ def _unavailable(reason: str) -> None:
 
 
 def chromium_path() -> str | None:
-    """CHROMIUM_PATH, else Debian's /usr/bin/chromium, else `chromium` on PATH."""
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
+    """CHROMIUM_PATH when set (and then only it), else Debian's /usr/bin/chromium, else `chromium` on PATH."""
+    wanted = os.environ.get("CHROMIUM_PATH")
+    for candidate in [wanted] if wanted else ["/usr/bin/chromium", shutil.which("chromium")]:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -86,7 +87,8 @@ def browser():
         _unavailable(f"playwright is not installed ({exc}); pip install -r requirements-dev.txt")
     path = chromium_path()
     if path is None:
-        _unavailable("no Chromium: set CHROMIUM_PATH or `apt-get install chromium`")
+        _unavailable(f"no Chromium at CHROMIUM_PATH={os.environ['CHROMIUM_PATH']}" if os.environ.get("CHROMIUM_PATH")
+                     else "no Chromium: set CHROMIUM_PATH or `apt-get install chromium`")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         yield chromium
