@@ -137,7 +137,7 @@ def render_race() -> None:
 
 
 st.title("Activation functions")
-lesson_link_ui("pages/activations.py")
+lesson_link_ui("app_pages/activations.py")
 show_problems(init_from_url(FIELDS, PRESETS))
 st.markdown("Without a non-linearity, stacked layers collapse into one linear map. Which one you pick decides "
             "how gradients flow back: its **derivative** multiplies every gradient that passes through it.")

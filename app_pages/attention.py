@@ -118,7 +118,7 @@ def render() -> None:
 
 
 st.title("Attention step by step")
-lesson_link_ui("pages/attention.py")
+lesson_link_ui("app_pages/attention.py")
 st.markdown("Self-attention lets every token look at every other token and take a weighted mean of what "
             "it finds. Below are the real matrices for a short sentence: change the sentence, the width, "
             "the heads, and watch each step.")

@@ -148,7 +148,7 @@ def render() -> None:
 
 
 st.title("CNN vs ViT")
-lesson_link_ui("pages/cnn_vs_vit.py")
+lesson_link_ui("app_pages/cnn_vs_vit.py")
 st.markdown("The same data, optimizer (AdamW, η = 0.003, batch 64) and number of epochs for a CNN and a "
             "Vision Transformer. Compare their size and cost, their learning curves, and how their test "
             "accuracy grows with the amount of training data.")

@@ -144,7 +144,7 @@ def render() -> None:
 
 
 st.title("Convolution")
-lesson_link_ui("pages/conv_playground.py")
+lesson_link_ui("app_pages/conv_playground.py")
 st.markdown("A filter slides over the image; at every stop it multiplies the pixels under it by its weights and adds "
             "them up. Change the kernel, stride, padding, dilation and groups of a real `nn.Conv2d` and watch "
             "the output, its size and its cost.")

@@ -165,7 +165,7 @@ def render() -> None:
 
 
 st.title("Activation maps & filters")
-lesson_link_ui("pages/feature_maps.py")
+lesson_link_ui("app_pages/feature_maps.py")
 st.markdown("Every conv layer turns its input into a stack of **feature maps**, one per filter. Pick a model and an "
             "image and look at them layer by layer: early layers respond to edges and blobs, later ones to parts.")
 show_problems(init_from_url(FIELDS, PRESETS))

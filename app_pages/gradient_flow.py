@@ -116,7 +116,7 @@ def render_flow(net, configs) -> None:
 
 
 st.title("Gradients & initialization")
-lesson_link_ui("pages/gradient_flow.py")
+lesson_link_ui("app_pages/gradient_flow.py")
 show_problems(init_from_url(FIELDS, PRESETS))
 st.markdown("A deep **plain** net (no normalization, no skip connections) gets one batch of real images. "
             "Backpropagation multiplies the gradient by each layer's weights and activation slope: if that factor "

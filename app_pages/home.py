@@ -31,7 +31,7 @@ def lessons_ui() -> None:
         st.info("No lessons yet.")
     for lesson in lessons:
         st.markdown(f"{lesson.number}. **{lesson.title}** — {lesson.summary}")
-    st.page_link("pages/lessons.py", label="Open the lessons", icon=":material/menu_book:")
+    st.page_link("app_pages/lessons.py", label="Open the lessons", icon=":material/menu_book:")
 
 
 st.title("VisionExplorer")

@@ -157,7 +157,7 @@ def render_paths(settings) -> None:
 
 
 st.title("Loss landscape")
-lesson_link_ui("pages/landscape.py")
+lesson_link_ui("app_pages/landscape.py")
 st.markdown("The loss of a **real** network as its weights move along a line or across a plane. Directions are "
             "filter-normalized (Li et al. 2018) so sharp and flat minima can be compared; biases and BatchNorm "
             "parameters stay put. A coarse grid appears first; refine it when you like.")

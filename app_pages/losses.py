@@ -100,7 +100,7 @@ def render_training() -> None:
 
 
 st.title("Losses")
-lesson_link_ui("pages/losses.py")
+lesson_link_ui("app_pages/losses.py")
 st.markdown("A loss turns a network's scores into one number to minimize. Which one you pick decides which "
             "mistakes are expensive — and how strongly the gradient pushes on each of them.")
 show_problems(init_from_url(FIELDS))

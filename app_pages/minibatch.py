@@ -116,7 +116,7 @@ def render_range_test() -> None:
 
 
 st.title("Mini-batches & learning rate")
-lesson_link_ui("pages/minibatch.py")
+lesson_link_ui("app_pages/minibatch.py")
 st.markdown("Each step of mini-batch SGD estimates the gradient from B examples instead of all of them. "
             "How noisy is that estimate on a real network, and how should the learning rate change over training?")
 show_problems(init_from_url(FIELDS))

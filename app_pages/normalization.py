@@ -133,7 +133,7 @@ def render_axes(dataset) -> None:
 
 
 st.title("Normalization")
-lesson_link_ui("pages/normalization.py")
+lesson_link_ui("app_pages/normalization.py")
 show_problems(init_from_url(FIELDS, PRESETS))
 dataset = data_ui()
 st.header("BatchNorm: train vs eval")

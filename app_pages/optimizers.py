@@ -120,7 +120,7 @@ def render_paths(surface: str, kappa: float, steps: int, momentum: float, chosen
 
 
 st.title("Optimizers on surfaces")
-lesson_link_ui("pages/optimizers.py")
+lesson_link_ui("app_pages/optimizers.py")
 st.markdown("The same `torch.optim` optimizers that train networks, on a function of just two parameters, "
             "so you can watch every step. Press **▶ Play** on the contour plot; change learning rates and "
             "surfaces and see which optimizer zig-zags, overshoots, stalls on a plateau or escapes a saddle.")

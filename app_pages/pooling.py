@@ -126,7 +126,7 @@ def render() -> None:
 
 
 st.title("Pooling & 1×1 convolution")
-lesson_link_ui("pages/pooling.py")
+lesson_link_ui("app_pages/pooling.py")
 st.markdown("Pooling shrinks a feature map by summarizing each window (max or average) and has **no** weights. "
             "A 1×1 convolution looks at one pixel at a time and mixes its channels.")
 show_problems(init_from_url(FIELDS))

@@ -64,7 +64,7 @@ def render(name: str, mode: str, count: int) -> None:
 
 
 st.title("Preprocessing")
-lesson_link_ui("pages/preprocessing.py")
+lesson_link_ui("app_pages/preprocessing.py")
 show_problems(init_from_url(FIELDS, PRESETS))
 st.markdown("Before the first layer, pixels are shifted and scaled so that each input is centred around 0 "
             "with a similar spread: gradients on the first weights then do not all share one sign, and one "

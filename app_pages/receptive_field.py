@@ -129,7 +129,7 @@ def render_quiz() -> None:
 
 
 st.title("Receptive field & output size")
-lesson_link_ui("pages/receptive_field.py")
+lesson_link_ui("app_pages/receptive_field.py")
 st.markdown("Stack conv and pool layers and follow one output unit back to the input: the area it can see — its "
             "**receptive field** — grows by D(K−1) times the jump with every layer, and multiplies with every stride.")
 show_problems(init_from_url(FIELDS))

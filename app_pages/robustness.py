@@ -155,7 +155,7 @@ def render() -> None:
 
 
 st.title("Robustness & adversarial examples")
-lesson_link_ui("pages/robustness.py")
+lesson_link_ui("app_pages/robustness.py")
 st.markdown("A classifier must survive changes of light, pose, scale, deformation and occlusion — and tiny "
             "changes chosen by an attacker. Move the sliders and watch the prediction of a real model.")
 show_problems(init_from_url(FIELDS, PRESETS))

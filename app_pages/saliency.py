@@ -138,7 +138,7 @@ def render() -> None:
 
 
 st.title("Saliency & Grad-CAM")
-lesson_link_ui("pages/saliency.py")
+lesson_link_ui("app_pages/saliency.py")
 st.markdown("Why did the model say that? Each method below assigns every pixel a share of the chosen class's "
             "score $S_y$, computed on your model now. Compare them, then switch on the sanity check.")
 show_problems(init_from_url(FIELDS, PRESETS))

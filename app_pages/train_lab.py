@@ -67,7 +67,7 @@ def render_runs() -> None:
 
 
 st.title("Train Lab")
-lesson_link_ui("pages/train_lab.py")
+lesson_link_ui("app_pages/train_lab.py")
 st.markdown("Choose data, a model and how to train it; press **Train** and watch the learning curves. "
             "Training, validation and test sets are separate: the test set is only used at the end.")
 render_training()

@@ -159,7 +159,7 @@ def render() -> None:
 
 
 st.title("Inside a ViT")
-lesson_link_ui("pages/vit_inside.py")
+lesson_link_ui("app_pages/vit_inside.py")
 st.markdown("A Vision Transformer reads an image as a sentence of patches. Train a tiny one (or pick one "
             "trained on the CNN vs ViT page) and look at what its position embeddings and attention heads do.")
 show_problems(init_from_url(FIELDS))

@@ -21,29 +21,10 @@ from streamlit.proto.ButtonGroup_pb2 import ButtonGroup as ButtonGroupProto
 from streamlit.proto.NumberInput_pb2 import NumberInput as NumberInputProto
 from streamlit.proto.Slider_pb2 import Slider as SliderProto
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.testing.v1 import AppTest, app_test
+from streamlit.testing.v1 import AppTest
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 UNBOUNDED_STEPS = 10  # a number_input without min or max stays this many steps around its default
-
-
-class _NavigationPagesManager(PagesManager):
-    """Streamlit's PagesManager with the legacy `pages/`-folder mode off, as st.navigation leaves it.
-
-    A `pages/` folder beside app.py puts Streamlit in its legacy multipage mode until a session
-    runs st.navigation. AppTest resets that mode before every run, so a page switched to would run
-    on its own, without app.py's sidebar and page config. On a server only the first visitor meets
-    this; tests/e2e/test_browser.py::test_deep_link_on_a_fresh_server_runs_through_app_py checks it.
-    Not needed once the pages live in a folder of another name.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-app_test.PagesManager = _NavigationPagesManager
 
 
 def assert_no_exception(at: AppTest, context: str = "") -> None:
@@ -64,7 +45,7 @@ def run_page(
     timeout: float = 60,
     script: str | Path = APP_FILE,
 ) -> AppTest:
-    """Open `page_file` (relative to app.py, e.g. "pages/train_lab.py") the way a link to it would.
+    """Open `page_file` (relative to app.py, e.g. "app_pages/train_lab.py") the way a link to it would.
 
     Session state is set before the first run (sidebar globals read it); query parameters are set
     just before the page runs, as in a URL like /train_lab?epochs=3.

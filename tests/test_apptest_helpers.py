@@ -109,7 +109,7 @@ def test_randomize_widgets_reports_an_exception_with_the_values_set(widgets_app)
 
 MULTIPAGE_APP = """
 import streamlit as st
-page = st.navigation([st.Page("pages/one.py", default=True), st.Page("pages/two.py")])
+page = st.navigation([st.Page("app_pages/one.py", default=True), st.Page("app_pages/two.py")])
 st.sidebar.caption("frame")
 page.run()
 """
@@ -123,23 +123,23 @@ if st.query_params.get("x") == "boom":
 
 @pytest.fixture
 def multipage_app(tmp_path):
-    (tmp_path / "pages").mkdir()
+    (tmp_path / "app_pages").mkdir()
     (tmp_path / "app.py").write_text(textwrap.dedent(MULTIPAGE_APP))
-    (tmp_path / "pages" / "one.py").write_text("import streamlit as st\nst.title('one')\n")
-    (tmp_path / "pages" / "two.py").write_text(textwrap.dedent(PAGE_TWO))
+    (tmp_path / "app_pages" / "one.py").write_text("import streamlit as st\nst.title('one')\n")
+    (tmp_path / "app_pages" / "two.py").write_text(textwrap.dedent(PAGE_TWO))
     return tmp_path / "app.py"
 
 
 def test_run_page_opens_the_page_with_state_and_params(multipage_app):
-    at = run_page("pages/two.py", query_params={"x": "2"}, session_state={"who": "me"},
+    at = run_page("app_pages/two.py", query_params={"x": "2"}, session_state={"who": "me"},
                   script=multipage_app, timeout=30)
     assert at.markdown[0].value == "x=2 who=me"
     assert at.sidebar.caption[0].value == "frame"  # the page ran inside app.py, not on its own
 
 
 def test_run_page_fails_with_the_exception_text(multipage_app):
-    with pytest.raises(AssertionError, match=r"(?s)pages/two.py.*RuntimeError: page two exploded"):
-        run_page("pages/two.py", query_params={"x": "boom"}, script=multipage_app, timeout=30)
+    with pytest.raises(AssertionError, match=r"(?s)app_pages/two.py.*RuntimeError: page two exploded"):
+        run_page("app_pages/two.py", query_params={"x": "boom"}, script=multipage_app, timeout=30)
 
 
 def test_assert_no_exception_passes_on_a_clean_run(multipage_app):

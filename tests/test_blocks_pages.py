@@ -4,10 +4,10 @@ import pytest
 
 from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
 
-ACTIVATIONS = "pages/activations.py"
-GRADIENT_FLOW = "pages/gradient_flow.py"
-NORMALIZATION = "pages/normalization.py"
-PREPROCESSING = "pages/preprocessing.py"
+ACTIVATIONS = "app_pages/activations.py"
+GRADIENT_FLOW = "app_pages/gradient_flow.py"
+NORMALIZATION = "app_pages/normalization.py"
+PREPROCESSING = "app_pages/preprocessing.py"
 
 
 def _specs(at) -> str:
@@ -99,6 +99,6 @@ def _lesson_links():
 
 @pytest.mark.parametrize("slug,path,query", list(_lesson_links()))
 def test_lesson_deep_links_open_their_presets(slug, path, query):
-    at = run_page(f"pages/{path}.py", query_params=query, timeout=120)
+    at = run_page(f"app_pages/{path}.py", query_params=query, timeout=120)
     assert not [w.value for w in at.warning if "preset" in w.value or "Ignored" in w.value]
     assert not at.error, [e.value for e in at.error]

@@ -5,7 +5,7 @@ import pytest
 from engine import conv
 from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
 
-PLAYGROUND, POOLING, RF = "pages/conv_playground.py", "pages/pooling.py", "pages/receptive_field.py"
+PLAYGROUND, POOLING, RF = "app_pages/conv_playground.py", "app_pages/pooling.py", "app_pages/receptive_field.py"
 EDITORS = {"conv.cells.editor.7", "conv.keditor.3", "pool.cells.editor.7", "pool.mixer.luma"}
 
 
@@ -138,7 +138,7 @@ def test_every_lesson_link_opens_its_page_cleanly():
     from ui.lessons import app_links, lesson_by_slug
 
     for label, path, query in app_links(lesson_by_slug("02_convolution").body):
-        at = run_page(f"pages/{path}.py", query_params=query)
+        at = run_page(f"app_pages/{path}.py", query_params=query)
         assert not at.warning and not at.error, (label, [w.value for w in at.warning], [e.value for e in at.error])
 
 

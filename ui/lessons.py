@@ -5,7 +5,7 @@ A lesson file starts with TOML front matter between two `+++` lines:
     +++
     title = "From pixels to a trained CNN"
     summary = "One line for the index."
-    pages = ["pages/train_lab.py"]      # topic pages that show a link to this lesson
+    pages = ["app_pages/train_lab.py"]      # topic pages that show a link to this lesson
 
     [[quiz]]
     kind = "choice"                     # or "numeric"
@@ -38,7 +38,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
-LESSONS_PAGE = "pages/lessons.py"
+LESSONS_PAGE = "app_pages/lessons.py"
 SCORES_KEY = "lessons.scores"  # {slug: (correct, total)}
 RESULTS_KEY = "lessons.results"  # {slug: [bool per question]} of the last check
 ANSWERS_KEY = "lessons.answers"  # {slug: {widget key: answer}} of the last check
@@ -159,8 +159,8 @@ def parse_lesson(path: Path) -> Lesson:
         raise _fail(path, f"front matter has unknown keys {unknown}; allowed: {sorted(_LESSON_KEYS)}")
     pages = meta.get("pages", [])
     if not isinstance(pages, list) or not all(
-            isinstance(p, str) and p.startswith("pages/") and p.endswith(".py") for p in pages):
-        raise _fail(path, f"pages must be a list of 'pages/<name>.py' strings, got {pages!r}")
+            isinstance(p, str) and p.startswith("app_pages/") and p.endswith(".py") for p in pages):
+        raise _fail(path, f"pages must be a list of 'app_pages/<name>.py' strings, got {pages!r}")
     quiz = meta.get("quiz", [])
     if not isinstance(quiz, list):
         raise _fail(path, f"quiz must be an array of tables ([[quiz]]), got {quiz!r}")
@@ -247,7 +247,7 @@ def _body_ui(body: str) -> None:
         if match:
             query = dict(parse_qsl(match["query"] or ""))
             flush()
-            if _page_link(f"pages/{match['path']}.py", match["label"], query, icon="🧪"):
+            if _page_link(f"app_pages/{match['path']}.py", match["label"], query, icon="🧪"):
                 continue
         chunk.append(raw)
     flush()

@@ -109,9 +109,10 @@ def test_deep_link_on_a_fresh_server_runs_through_app_py(page, fresh_streamlit_s
 
     Until some session has run app.py's st.navigation, Streamlit treats a `pages/` folder beside
     app.py as a legacy multipage app and runs the linked page on its own, without app.py's
-    navigation and sidebar (https://docs.streamlit.io/develop/api-reference/navigation/st.navigation).
+    navigation and sidebar (https://docs.streamlit.io/develop/api-reference/navigation/st.navigation);
+    that is why our pages live in app_pages/.
     """
-    linked = next(p.stem for p in sorted((ROOT / "pages").glob("*.py")) if p.stem != "home")  # url_path = stem
+    linked = next(p.stem for p in sorted((ROOT / "app_pages").glob("*.py")) if p.stem != "home")  # url_path = stem
     deep = f"{fresh_streamlit_server.url}/{linked}"
     open_and_wait(page, deep)
     first_visit = nav_labels(page)
