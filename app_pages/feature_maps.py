@@ -10,7 +10,7 @@ from engine.errors import UserInputError
 from ui.figures.inside import filter_grid, input_rgb, map_grid, viridis
 from ui.images import tile
 from ui.lessons import lesson_link_ui
-from ui.model_picker import image_picker_ui, model_input, model_picker_ui, url_fields
+from ui.model_picker import subject_and_input_ui, url_fields
 from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url
 
 KEY = "fmaps"
@@ -141,17 +141,12 @@ def render_visualization(subject, layers) -> None:
 
 
 def render() -> None:
-    left, right = st.columns(2)
-    with left:
-        subject = model_picker_ui(KEY)
-    if subject is None:
+    chosen = subject_and_input_ui(KEY)
+    if chosen is None:
         return
-    with right:
-        picked = image_picker_ui(subject, KEY)
-    if picked is None or (x := model_input(subject, picked[0])) is None:
-        return
-    left.image(input_rgb(x[0], 160), caption=f"What the model sees: {tuple(x.shape[1:])}"
-               + (f" — true class {picked[1]}" if picked[1] else ""))
+    subject, x, truth = chosen
+    st.image(input_rgb(x[0], 160), caption=f"What the model sees: {tuple(x.shape[1:])}"
+               + (f" — true class {truth}" if truth else ""))
     st.header("Activation maps")
     layers = render_maps(subject, x)
     if not layers:

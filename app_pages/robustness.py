@@ -12,7 +12,7 @@ from engine.train import predict
 from ui.figures.inside import eps_curve, input_rgb, occlusion_figure, perturbation_rgb
 from ui.figures.train import top_k_bars
 from ui.lessons import lesson_link_ui
-from ui.model_picker import image_picker_ui, model_input, model_picker_ui, url_fields
+from ui.model_picker import subject_and_input_ui, url_fields
 from ui.sidebar import presenter_mode, seed
 from ui.state import choice, init_from_url, number, show_problems, write_to_url
 
@@ -137,21 +137,16 @@ def render_adversarial(subject, x, truth) -> None:
 
 
 def render() -> None:
-    left, right = st.columns(2)
-    with left:
-        subject = model_picker_ui(KEY)
-    if subject is None:
+    chosen = subject_and_input_ui(KEY)
+    if chosen is None:
         return
-    with right:
-        picked = image_picker_ui(subject, KEY)
-    if picked is None or (x := model_input(subject, picked[0])) is None:
-        return
+    subject, x, truth = chosen
     st.header("The challenges, one slider each")
     render_challenges(subject, x)
     st.header("Occlusion: which region does the model need?")
     render_occlusion(subject, x)
     st.header("Adversarial examples")
-    render_adversarial(subject, x, picked[1])
+    render_adversarial(subject, x, truth)
 
 
 st.title("Robustness & adversarial examples")

@@ -11,7 +11,7 @@ from engine.train import predict
 from ui.figures.inside import input_rgb, overlay
 from ui.figures.train import top_k_bars
 from ui.lessons import lesson_link_ui
-from ui.model_picker import image_picker_ui, model_input, model_picker_ui, url_fields
+from ui.model_picker import subject_and_input_ui, url_fields
 from ui.sidebar import presenter_mode
 from ui.state import flag, init_from_url, number, show_problems, write_to_url
 
@@ -110,18 +110,13 @@ def render_maps(subject, x, target, names, config) -> None:
 
 
 def render() -> None:
-    left, right = st.columns(2)
-    with left:
-        subject = model_picker_ui(KEY)
-    if subject is None:
+    chosen = subject_and_input_ui(KEY)
+    if chosen is None:
         return
-    with right:
-        picked = image_picker_ui(subject, KEY)
-    if picked is None or (x := model_input(subject, picked[0])) is None:
-        return
+    subject, x, truth = chosen
     probabilities = predict(subject.model, x)[0]
     a, b = st.columns([1, 2])
-    a.image(input_rgb(x[0], 224), caption=f"Input {tuple(x.shape[1:])}" + (f" — true: {picked[1]}" if picked[1] else ""))
+    a.image(input_rgb(x[0], 224), caption=f"Input {tuple(x.shape[1:])}" + (f" — true: {truth}" if truth else ""))
     with b:
         top = probabilities.topk(min(5, len(probabilities)))
         pairs = [(subject.class_names[i], float(p)) for p, i in zip(top.values, top.indices.tolist())]

@@ -162,3 +162,17 @@ def model_input(subject: Subject, image: Tensor) -> Tensor | None:
     except UserInputError as error:
         st.error(str(error))
         return None
+
+
+def subject_and_input_ui(key: str) -> tuple[Subject, Tensor, str | None] | None:
+    """Model on the left, image on the right; returns (model, its input (1, C, H, W), true class or None)."""
+    left, right = st.columns(2)
+    with left:
+        subject = model_picker_ui(key)
+    if subject is None:
+        return None
+    with right:
+        picked = image_picker_ui(subject, key)
+    if picked is None or (x := model_input(subject, picked[0])) is None:
+        return None
+    return subject, x, picked[1]
