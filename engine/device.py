@@ -19,13 +19,17 @@ def configure_threads() -> int:
     global _configured
     if not _configured:
         wanted = os.environ.get(THREADS_ENV)
-        torch.set_num_threads(int(wanted) if wanted else max(1, os.cpu_count() or 1))
+        # Half the cores by default: the browser, the server and other users need the rest, and
+        # the small models here gain little from more threads (measured: 1 thread beat 2 while
+        # anything else ran on a 2-core machine).
+        torch.set_num_threads(int(wanted) if wanted else max(1, (os.cpu_count() or 1) // 2))
         _configured = True
     return torch.get_num_threads()
 
 
 def pick_device() -> torch.device:
-    """cuda → mps → cpu, unless ``VISIONEXPLORER_DEVICE`` names one."""
+    """cuda → mps → cpu, unless ``VISIONEXPLORER_DEVICE`` names one (and set CPU threads, once)."""
+    configure_threads()
     wanted = os.environ.get(DEVICE_ENV)
     if wanted:
         return torch.device(wanted)

@@ -247,7 +247,7 @@ def _body_ui(body: str) -> None:
         if match:
             query = dict(parse_qsl(match["query"] or ""))
             flush()
-            if _page_link(f"app_pages/{match['path']}.py", match["label"], query, icon="🧪"):
+            if _page_link(f"app_pages/{match['path']}.py", match["label"], query, icon=":material/science:"):
                 continue
         chunk.append(raw)
     flush()
@@ -307,7 +307,7 @@ def quiz_ui(lesson: Lesson) -> None:
         correct, total = score
         message = f"Score: **{correct}/{total}**"
         if correct == total:
-            st.success(f"{message} — all correct!", icon="🎉")
+            st.success(f"{message} — all correct!", icon=":material/celebration:")
         else:
             st.info(f"{message}. Read the explanations, change your answers and check again.")
 
@@ -330,5 +330,5 @@ def lesson_link_ui(page_file: str) -> None:
     """Under a topic page's title: '📖 Lesson: <title>', opening the Lessons page at that lesson."""
     for lesson in lessons_for_page(page_file):
         label = f"Lesson: {lesson.title}"
-        if not _page_link(LESSONS_PAGE, label, {"lesson": lesson.slug}, icon="📖"):
+        if not _page_link(LESSONS_PAGE, label, {"lesson": lesson.slug}, icon=":material/menu_book:"):
             st.markdown(f"📖 [{label}](/lessons?lesson={lesson.slug})")
