@@ -40,7 +40,9 @@ def _estimate(job: Job) -> float:
 
 
 def _format_seconds(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 
 def _mark_cancelled(key: str) -> None:
@@ -77,9 +79,9 @@ def train_panel_ui(jobs: list[Job], *, key: str = "train", label: str = "Train")
         st.error(str(error))
         return []
     too_long = estimate > MAX_TRAIN_SECONDS
-    st.caption(f"Estimated time on this machine: about **{_format_seconds(estimate)}**.")
+    st.caption(f"Estimated time on this machine: **{_format_seconds(estimate)}**.")
     if too_long:
-        st.warning(f"That is over the {_format_seconds(MAX_TRAIN_SECONDS)} limit: use fewer epochs, "
+        st.warning(f"That is over the {MAX_TRAIN_SECONDS // 60} min limit: use fewer epochs, "
                    "a smaller model or smaller images.")
     if not st.button(label, type="primary", disabled=too_long, key=f"{key}.start"):
         return []

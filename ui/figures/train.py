@@ -115,9 +115,9 @@ def per_class_accuracy(values: Sequence[float], class_names: Sequence[str], *, o
         insidetextanchor="end", textangle=0,
         hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
     if overall is not None:
-        fig.add_hline(y=overall, line=dict(color=PALETTE[5], dash="dash"),
-                      annotation_text=f"overall {overall:.1%}", annotation_position="bottom left")
-    fig.update_layout(title="Accuracy per class", showlegend=False)
+        fig.add_hline(y=overall, line=dict(color=PALETTE[5], dash="dash"))
+    title = "Accuracy per class" + (f" (dashed: overall {overall:.1%})" if overall is not None else "")
+    fig.update_layout(title=title, showlegend=False)
     fig.update_xaxes(title="true class", type="category")
     fig.update_yaxes(title="accuracy", range=[0.0, 1.05], tickformat=".0%")
     return apply_theme(fig, presenter)
