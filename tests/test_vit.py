@@ -170,3 +170,21 @@ def test_vit_tiny_learns_digits(digits):
     run = Trainer(config, digits).fit()
     assert run.history.val_acc[-1] > run.history.val_acc[0] + 0.3
     assert run.history.test_acc > 0.8  # 88.9 % when written; chance is 10 %
+
+
+def test_vit_tiny_reaches_85_percent_on_shapes():
+    """The issue's bar, on the recipe of benchmarks/vit_vs_cnn.py shortened to 20 epochs.
+
+    A ViT has no built-in locality, so it needs more images (24,000 at 16×16) and flip+shift
+    augmentation; measured here: 91.7 % test accuracy in 69 s on one CPU thread.
+    """
+    from engine import data
+
+    dataset = data.load("shapes", image_size=16, num_images=24000, seed=0)
+    config = TrainConfig(data="shapes", image_size=16, model="vit_tiny",
+                         model_options=dict(patch_size=4, width=64, depth=3, heads=4),
+                         optimizer="adamw", lr=2e-3, weight_decay=0.05, batch_size=64, epochs=20,
+                         schedule="cosine", augmentation="flip_shift", seed=0)
+    run = Trainer(config, dataset).fit()
+    print(f"vit_tiny on shapes: {run.history.test_acc:.1%} in {run.history.total_seconds:.0f} s")
+    assert run.history.test_acc >= 0.85
