@@ -1,6 +1,6 @@
 """Time a 21×21 loss-landscape grid on tinyvgg with 512 images of 3×32×32: engine vs the naive loop.
 
-    python -m benchmarks.landscape_grid [--resolution 21] [--images 512] [--threads 2]
+    python benchmarks/landscape_grid.py [--resolution 21] [--images 512] [--threads 2]
 
 The naive loop loads a state_dict per point and runs one forward of all images (no channels_last);
 the engine writes the flat parameter vector in place and evaluates chunks of 128 channels_last images.
@@ -10,12 +10,16 @@ The two are timed row by row, alternating, so a machine shared with other work s
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import landscape, losses, models
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from engine import landscape, losses, models  # noqa: E402
 
 
 def main() -> None:
