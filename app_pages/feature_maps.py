@@ -11,7 +11,7 @@ from ui.figures.inside import filter_grid, input_rgb, map_grid, viridis
 from ui.images import tile
 from ui.lessons import lesson_link_ui
 from ui.model_picker import subject_and_input_ui, url_fields
-from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, flag, number, url_state
 
 KEY = "fmaps"
 TOP_K, SCAN_LIMIT = 6, 2000  # images shown per channel; training images scanned at most
@@ -163,9 +163,5 @@ st.title("Activation maps & filters")
 lesson_link_ui("app_pages/feature_maps.py")
 st.markdown("Every conv layer turns its input into a stack of **feature maps**, one per filter. Pick a model and an "
             "image and look at them layer by layer: early layers respond to edges and blobs, later ones to parts.")
-show_problems(init_from_url(FIELDS, PRESETS))
-try:
+with url_state(FIELDS, PRESETS):
     render()
-except UserInputError as error:
-    st.error(str(error))
-write_to_url(FIELDS)

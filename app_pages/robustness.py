@@ -7,14 +7,13 @@ import streamlit as st
 import torch
 
 from engine import robustness
-from engine.errors import UserInputError
 from engine.train import predict
 from ui.figures.inside import eps_curve, input_rgb, occlusion_figure, perturbation_rgb
 from ui.figures.train import top_k_bars
 from ui.lessons import lesson_link_ui
 from ui.model_picker import subject_and_input_ui, url_fields
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, number, url_state, write_to_url
 
 KEY = "robust"
 SHOW_PX = 200
@@ -153,9 +152,5 @@ st.title("Robustness & adversarial examples")
 lesson_link_ui("app_pages/robustness.py")
 st.markdown("A classifier must survive changes of light, pose, scale, deformation and occlusion — and tiny "
             "changes chosen by an attacker. Move the sliders and watch the prediction of a real model.")
-show_problems(init_from_url(FIELDS, PRESETS))
-try:
+with url_state(FIELDS, PRESETS):
     render()
-except UserInputError as error:
-    st.error(str(error))
-write_to_url(FIELDS)

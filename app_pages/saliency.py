@@ -13,7 +13,7 @@ from ui.figures.train import top_k_bars
 from ui.lessons import lesson_link_ui
 from ui.model_picker import subject_and_input_ui, url_fields
 from ui.sidebar import presenter_mode
-from ui.state import flag, init_from_url, number, show_problems, write_to_url
+from ui.state import flag, number, url_state, write_to_url
 
 KEY = "sal"
 DEFAULT_METHODS = ["saliency", "grad_cam", "integrated_gradients", "occlusion"]
@@ -136,9 +136,5 @@ st.title("Saliency & Grad-CAM")
 lesson_link_ui("app_pages/saliency.py")
 st.markdown("Why did the model say that? Each method below assigns every pixel a share of the chosen class's "
             "score $S_y$, computed on your model now. Compare them, then switch on the sanity check.")
-show_problems(init_from_url(FIELDS, PRESETS))
-try:
+with url_state(FIELDS, PRESETS):
     render()
-except UserInputError as error:
-    st.error(str(error))
-write_to_url(FIELDS)

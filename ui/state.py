@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+
+from engine.errors import UserInputError
 
 RUNS_KEY = "runs"
 
@@ -122,3 +125,14 @@ def write_to_url(fields: list[UrlField]) -> None:
 def show_problems(problems: list[str]) -> None:
     for problem in problems:
         st.warning(problem)
+
+
+@contextmanager
+def url_state(fields: list[UrlField], presets: Mapping[str, dict] | None = None):
+    """Around a page's body: controls start from the URL, a UserInputError becomes st.error, the URL follows."""
+    show_problems(init_from_url(fields, presets))
+    try:
+        yield
+    except UserInputError as error:
+        st.error(str(error))
+    write_to_url(fields)
