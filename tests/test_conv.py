@@ -95,14 +95,13 @@ def test_same_padding_keeps_the_size_and_puts_the_extra_pixel_after():
 
 # ---- every rule agrees with PyTorch ----------------------------------------------------------------------
 
-def test_check_conv_refuses_exactly_what_pytorch_refuses():
-    rng = random.Random(1)
+def _agree_with_torch(cases, check, torch_shape) -> None:
+    """`check` refuses exactly the (config, h, w) that PyTorch refuses, and else gives its shape."""
     outcomes = {"accepted": 0, "refused": 0}
-    for _ in range(2500):
-        cfg, h, w = _random_conv(rng, valid_only=False)
-        result = _torch_conv_shape(cfg, h, w)
+    for cfg, h, w in cases:
+        result = torch_shape(cfg, h, w)
         try:
-            engine = conv.check_conv(cfg, h, w)
+            engine = check(cfg, h, w)
         except UserInputError as error:
             assert isinstance(result, Exception), f"engine refused {cfg} on {h}×{w} ({error}); PyTorch gave {result}"
             outcomes["refused"] += 1
@@ -111,27 +110,24 @@ def test_check_conv_refuses_exactly_what_pytorch_refuses():
         assert engine == result
         outcomes["accepted"] += 1
     assert min(outcomes.values()) > 200, outcomes
+
+
+def test_check_conv_refuses_exactly_what_pytorch_refuses():
+    rng = random.Random(1)
+    _agree_with_torch((_random_conv(rng, valid_only=False) for _ in range(2500)), conv.check_conv,
+                      _torch_conv_shape)
 
 
 def test_check_pool_refuses_exactly_what_pytorch_refuses():
     rng = random.Random(2)
-    outcomes = {"accepted": 0, "refused": 0}
-    for _ in range(1500):
+
+    def case():
         kind = rng.choice(conv.POOL_KINDS)
         cfg = PoolConfig(kind, rng.randint(1, 6), rng.choice([None, 1, 2, 3]), rng.randint(0, 4),
                          rng.randint(1, 3) if kind == "max" else 1, rng.random() < 0.5)
-        h, w = rng.randint(1, 9), rng.randint(1, 9)
-        result = _torch_pool_shape(cfg, h, w)
-        try:
-            engine = conv.check_pool(cfg, h, w)
-        except UserInputError as error:
-            assert isinstance(result, Exception), f"engine refused {cfg} on {h}×{w} ({error}); PyTorch gave {result}"
-            outcomes["refused"] += 1
-            continue
-        assert not isinstance(result, Exception), f"engine accepted {cfg} on {h}×{w}; PyTorch: {result}"
-        assert engine == result
-        outcomes["accepted"] += 1
-    assert min(outcomes.values()) > 200, outcomes
+        return cfg, rng.randint(1, 9), rng.randint(1, 9)
+
+    _agree_with_torch((case() for _ in range(1500)), conv.check_pool, _torch_pool_shape)
 
 
 CONV_RULES = [  # (config, input size, words the message must contain, what PyTorch says)
