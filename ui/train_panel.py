@@ -18,7 +18,7 @@ from engine.limits import MAX_TRAIN_SECONDS
 from engine.train import BatchEnd, Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer
 from ui.figures.train import learning_curves
 from ui.sidebar import presenter_mode
-from ui.state import store_run, unique_run_name
+from ui.state import runs, store_run, unique_run_name
 
 REDRAW_SECONDS = 0.25  # progress redraws at most this often: drawing costs more than a small batch
 
@@ -46,9 +46,7 @@ def _format_seconds(seconds: float) -> str:
 
 
 def _mark_cancelled(key: str) -> None:
-    """A Cancel click rerun the script mid-loop: say so on the runs that were cut short."""
-    from ui.state import runs
-
+    """A Cancel click reran the script mid-loop: say so on the runs that were cut short."""
     for name in st.session_state.pop(f"{key}.active", []):
         run = runs().get(name)
         if run is not None and run.history.test_acc is None:
