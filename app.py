@@ -7,7 +7,7 @@ from ui.topics import built_pages
 
 st.set_page_config(page_title="VisionExplorer", page_icon=":material/visibility:", layout="wide")
 
-home = st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True, url_path="home")
+home = st.Page("app_pages/start/home.py", title="Home", icon=":material/home:", default=True, url_path="home")
 groups: dict[str, list] = {"": [home]}
 for group, spec in built_pages():
     groups.setdefault(group, []).append(st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path))

@@ -23,7 +23,7 @@ THREADS = setup()
 
 from engine import data  # noqa: E402
 from engine.device import pick_device  # noqa: E402
-from engine.train import TrainConfig, Trainer  # noqa: E402
+from engine.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ def timed(self, *a, **k):
     w, c = time.perf_counter(), time.thread_time()
     try: return orig(self, *a, **k)
     finally: wall.append(time.perf_counter() - w); cpu.append(time.thread_time() - c)
-at = run_page("app_pages/conv_playground.py", query_params={"photo": "astronaut", "px": "256", "oc": "8", "w": "random"})
+at = run_page("app_pages/convolution/conv_playground.py", query_params={"photo": "astronaut", "px": "256", "oc": "8", "w": "random"})
 assert at.metric[0].value == "8×256×256"
 script_runner.ScriptRunner._run_script = timed
 for key, values in [("conv.k", [5, 3] * 5), ("conv.stride", [2, 1] * 5), ("conv.dil", [2, 1] * 5)]:

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine import landscape, losses, models  # noqa: E402
+from engine import models  # noqa: E402
+from engine.training import landscape, losses
 
 
 def main() -> None:

@@ -15,12 +15,14 @@ import json
 import sys
 from pathlib import Path
 
-from engine import augment, data, losses, models
+from engine import data, models
+from engine.data import augment
+from engine.training import losses
 from engine.device import configure_threads
 from engine.errors import UserInputError
-from engine.optimizers import optimizer_names, schedule_names
-from engine.runs import save_run
-from engine.train import Done, EpochEnd, TrainConfig, Trainer
+from engine.training.optimizers import optimizer_names, schedule_names
+from engine.training.runs import save_run
+from engine.training.trainer import Done, EpochEnd, TrainConfig, Trainer
 
 
 class _Parser(argparse.ArgumentParser):

@@ -45,7 +45,7 @@ def run_page(
     timeout: float = 60,
     script: str | Path = APP_FILE,
 ) -> AppTest:
-    """Open `page_file` (relative to app.py, e.g. "app_pages/train_lab.py") the way a link to it would.
+    """Open `page_file` (relative to app.py, e.g. "app_pages/start/train_lab.py") the way a link to it would.
 
     Session state is set before the first run (sidebar globals read it); query parameters are set
     just before the page runs, as in a URL like /train_lab?epochs=3.

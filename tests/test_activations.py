@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from engine import activations, models
+from engine import models
+from engine.layers import activations
+from engine.training import gradient_flow as gflow
 from engine.errors import UserInputError
 from engine.models.blocks import ACTIVATIONS, make_activation
-from engine.train import TrainConfig, Trainer
+from engine.training.trainer import TrainConfig, Trainer
 
 
 def test_every_registry_activation_has_formulas():
@@ -59,7 +61,7 @@ def test_new_activations_are_drop_ins_for_models(name):
 
 
 def test_maxout_model_exports_and_reloads(tmp_path):
-    from engine.export import model_source
+    from engine.models.export import model_source
 
     model = models.build("mlp", in_channels=1, num_classes=3, image_size=8, activation="maxout")
     config = models.ModelConfig("mlp", 1, 3, 8, options={"activation": "maxout"})
@@ -76,35 +78,35 @@ def test_maxout_model_exports_and_reloads(tmp_path):
 def test_zero_and_constant_init_make_units_identical(digits):
     x, y = digits.train.x[:64], digits.train.y[:64]
     for init in ("zeros", "constant"):
-        net = activations.deep_net("mlp", depth=4, width=16, in_channels=1, image_size=8, num_classes=10,
+        net = gflow.deep_net("mlp", depth=4, width=16, in_channels=1, image_size=8, num_classes=10,
                                    activation="sigmoid", init=init, sigma=0.1)
-        flow = activations.gradient_flow(net, x, y)
+        flow = gflow.gradient_flow(net, x, y)
         assert all(layer.unit_spread < 1e-6 for layer in flow.layers), init
-    net = activations.deep_net("mlp", depth=4, width=16, in_channels=1, image_size=8, num_classes=10,
+    net = gflow.deep_net("mlp", depth=4, width=16, in_channels=1, image_size=8, num_classes=10,
                                activation="sigmoid", init="xavier")
-    assert all(layer.unit_spread > 1e-3 for layer in activations.gradient_flow(net, x, y).layers)
+    assert all(layer.unit_spread > 1e-3 for layer in gflow.gradient_flow(net, x, y).layers)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_sigmoid_small_init_vanishes_while_relu_kaiming_stays_flat(digits, kind):
     x, y = digits.train.x[:64], digits.train.y[:64]
     depth = 10 if kind == "mlp" else 6
-    net = activations.deep_net(kind, depth=depth, width=32, in_channels=1, image_size=8, num_classes=10,
+    net = gflow.deep_net(kind, depth=depth, width=32, in_channels=1, image_size=8, num_classes=10,
                                activation="sigmoid", init="normal", sigma=0.01)
-    norms = [layer.grad_norm for layer in activations.gradient_flow(net, x, y).layers]
+    norms = [layer.grad_norm for layer in gflow.gradient_flow(net, x, y).layers]
     assert all(a < b for a, b in zip(norms, norms[1:])), norms  # smaller the further from the loss
     assert norms[0] < 1e-6 * norms[-1]
-    net = activations.deep_net(kind, depth=depth, width=32, in_channels=1, image_size=8, num_classes=10,
+    net = gflow.deep_net(kind, depth=depth, width=32, in_channels=1, image_size=8, num_classes=10,
                                activation="relu", init="kaiming")
-    norms = [layer.grad_norm for layer in activations.gradient_flow(net, x, y).layers]
+    norms = [layer.grad_norm for layer in gflow.gradient_flow(net, x, y).layers]
     assert max(norms) / min(norms) < 10, norms
 
 
 def test_gradient_flow_statistics_match_a_direct_computation(digits):
     x, y = digits.train.x[:32], digits.train.y[:32]
-    net = activations.deep_net("mlp", depth=3, width=8, in_channels=1, image_size=8, num_classes=10,
+    net = gflow.deep_net("mlp", depth=3, width=8, in_channels=1, image_size=8, num_classes=10,
                                activation="relu", init="kaiming", seed=1)
-    flow = activations.gradient_flow(net, x, y)
+    flow = gflow.gradient_flow(net, x, y)
     hidden = net[2](net[1](net[0](x))).detach()  # flatten → linear → relu
     assert math.isclose(flow.layers[0].mean, float(hidden.mean()), rel_tol=1e-5)
     assert math.isclose(flow.layers[0].std, float(hidden.std()), rel_tol=1e-5)
@@ -117,18 +119,18 @@ def test_gradient_flow_statistics_match_a_direct_computation(digits):
 
 
 def test_gradient_flow_leaves_the_net_as_found(digits):
-    net = activations.deep_net("cnn", depth=2, width=4, in_channels=1, image_size=8, num_classes=10)
+    net = gflow.deep_net("cnn", depth=2, width=4, in_channels=1, image_size=8, num_classes=10)
     net.train()
     net[0].weight.requires_grad_(False)
-    activations.gradient_flow(net, digits.train.x[:8], digits.train.y[:8])
+    gflow.gradient_flow(net, digits.train.x[:8], digits.train.y[:8])
     assert net.training and not net[0].weight.requires_grad
     assert all(p.grad is None for p in net.parameters())
 
 
 def test_overflow_is_reported_not_plotted_as_nan(digits):
-    net = activations.deep_net("mlp", depth=50, width=256, in_channels=1, image_size=8, num_classes=10,
+    net = gflow.deep_net("mlp", depth=50, width=256, in_channels=1, image_size=8, num_classes=10,
                                activation="relu", init="normal", sigma=1.0)
-    flow = activations.gradient_flow(net, digits.train.x[:32], digits.train.y[:32])
+    flow = gflow.gradient_flow(net, digits.train.x[:32], digits.train.y[:32])
     assert flow.overflow and "overflowed" in flow.overflow and flow.loss is None
     assert 10 < len(flow.layers) < 50
     assert all(math.isfinite(layer.std) for layer in flow.layers)
@@ -142,7 +144,7 @@ def test_overflow_is_reported_not_plotted_as_nan(digits):
 ])
 def test_too_big_probe_nets_are_refused(kwargs, fragment):
     with pytest.raises(UserInputError, match=fragment):
-        activations.check_size(**(dict(in_features=784, pixels=28 * 28) | kwargs))
+        gflow.check_size(**(dict(in_features=784, pixels=28 * 28) | kwargs))
 
 
 def _dead_after_training(digits, activation, lr):
@@ -151,7 +153,7 @@ def _dead_after_training(digits, activation, lr):
     trainer = Trainer(config, digits)
     run = trainer.fit()
     assert run.history.diverged_at is None
-    return activations.dead_fraction_history(trainer.model, run.history.snapshots, digits.train.x)
+    return gflow.dead_fraction_history(trainer.model, run.history.snapshots, digits.train.x)
 
 
 def test_high_learning_rate_kills_relus_but_not_leaky_relus(digits):

@@ -2,12 +2,13 @@
 
 import pytest
 
+from ui.topics import page_file_for
 from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
 
-ACTIVATIONS = "app_pages/activations.py"
-GRADIENT_FLOW = "app_pages/gradient_flow.py"
-NORMALIZATION = "app_pages/normalization.py"
-PREPROCESSING = "app_pages/preprocessing.py"
+ACTIVATIONS = "app_pages/building_blocks/activations.py"
+GRADIENT_FLOW = "app_pages/building_blocks/gradient_flow.py"
+NORMALIZATION = "app_pages/building_blocks/normalization.py"
+PREPROCESSING = "app_pages/building_blocks/preprocessing.py"
 
 
 def _specs(at) -> str:
@@ -99,6 +100,6 @@ def _lesson_links():
 
 @pytest.mark.parametrize("slug,path,query", list(_lesson_links()))
 def test_lesson_deep_links_open_their_presets(slug, path, query):
-    at = run_page(f"app_pages/{path}.py", query_params=query, timeout=120)
+    at = run_page(page_file_for(path), query_params=query, timeout=120)
     assert not [w.value for w in at.warning if "preset" in w.value or "Ignored" in w.value]
     assert not at.error, [e.value for e in at.error]

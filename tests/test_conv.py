@@ -1,4 +1,4 @@
-"""engine.conv and engine.kernels against what PyTorch computes and refuses."""
+"""engine.layers.conv and engine.layers.kernels against what PyTorch computes and refuses."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import conv, kernels
-from engine.conv import ConvConfig, PoolConfig, RFLayer
+from engine.layers import conv, kernels
+from engine.layers import receptive_field as rf
+from engine.layers.conv import ConvConfig, PoolConfig
+from engine.layers.receptive_field import RFLayer
 from engine.errors import UserInputError
-from engine.export import conv_source
+from engine.models.export import conv_source
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
               pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")]
@@ -263,10 +265,10 @@ def test_receptive_field_equals_the_gradient_measurement_on_random_stacks():
     for _ in range(40):
         layers, n = _random_stack(rng), 48
         try:
-            rows = conv.receptive_field(layers, n)
+            rows = rf.receptive_field(layers, n)
         except UserInputError:  # the stack shrinks the image to nothing
             continue
-        net = nn.Sequential(*[conv.layer_module(layer) for layer in layers])
+        net = nn.Sequential(*[rf.layer_module(layer) for layer in layers])
         for module in net:
             if isinstance(module, nn.Conv2d):
                 nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
@@ -283,18 +285,18 @@ def test_receptive_field_equals_the_gradient_measurement_on_random_stacks():
 
 def test_receptive_field_textbook_values():
     three_3x3 = [RFLayer("conv", 3, 1, 1)] * 3
-    assert conv.receptive_field(three_3x3)[-1].size == 7  # three 3×3 convs see as far as one 7×7
+    assert rf.receptive_field(three_3x3)[-1].size == 7  # three 3×3 convs see as far as one 7×7
     dilated = [RFLayer("conv", 3, 1, 0, 1), RFLayer("conv", 3, 1, 0, 2), RFLayer("conv", 3, 1, 0, 4)]
-    assert [r.size for r in conv.receptive_field(dilated)] == [1, 3, 7, 15]  # exponential growth
-    rows = conv.receptive_field([RFLayer("conv", 3, 1, 1), RFLayer("pool", 2, 2)], 32)
+    assert [r.size for r in rf.receptive_field(dilated)] == [1, 3, 7, 15]  # exponential growth
+    rows = rf.receptive_field([RFLayer("conv", 3, 1, 1), RFLayer("pool", 2, 2)], 32)
     assert (rows[-1].jump, rows[-1].start, rows[-1].out_size) == (2, -1, 16)
 
 
 def test_receptive_field_explains_bad_layers():
     with pytest.raises(UserInputError, match="layer 2"):
-        conv.receptive_field([RFLayer("conv", 3), RFLayer("pool", 3, 1, 2)])
+        rf.receptive_field([RFLayer("conv", 3), RFLayer("pool", 3, 1, 2)])
     with pytest.raises(UserInputError, match="layer 2:.*larger than the padded input"):
-        conv.receptive_field([RFLayer("conv", 3), RFLayer("conv", 9)], 8)
+        rf.receptive_field([RFLayer("conv", 3), RFLayer("conv", 9)], 8)
 
 
 # ---- weights, costs, code, kernels, quiz -----------------------------------------------------------------
@@ -360,10 +362,10 @@ def test_kernels_are_what_their_names_say():
 def test_random_questions_have_pytorch_answers_and_some_do_not_divide():
     exact = []
     for seed in range(60):
-        q = conv.random_question(seed)
+        q = rf.random_question(seed)
         shape = F.conv2d(torch.zeros(1, 1, q.n, q.n), torch.zeros(1, 1, q.kernel, q.kernel),
                          stride=q.stride, padding=q.padding).shape
         assert shape[-1] == q.answer
         exact.append(q.exact)
     assert 0 < sum(exact) < len(exact)
-    assert conv.random_question(7) == conv.random_question(7)
+    assert rf.random_question(7) == rf.random_question(7)

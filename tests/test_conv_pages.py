@@ -2,10 +2,11 @@
 
 import pytest
 
-from engine import conv
+from engine.layers import receptive_field as rf
+from ui.topics import page_file_for
 from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
 
-PLAYGROUND, POOLING, RF = "app_pages/conv_playground.py", "app_pages/pooling.py", "app_pages/receptive_field.py"
+PLAYGROUND, POOLING, RF = "app_pages/convolution/conv_playground.py", "app_pages/convolution/pooling.py", "app_pages/convolution/receptive_field.py"
 EDITORS = {"conv.cells.editor.7", "conv.keditor.3", "pool.cells.editor.7", "pool.mixer.luma"}
 
 
@@ -122,7 +123,7 @@ def test_receptive_field_random_widgets():
 
 def test_output_size_quiz_right_and_wrong():
     at = run_page(RF, query_params={"q": "5"})
-    question = conv.random_question(5)
+    question = rf.random_question(5)
     at.number_input(key="rf.answer").set_value(question.answer + 1)
     at.button(key="rf.check").click().run()
     assert any("Not quite" in e.value for e in at.error)
@@ -138,7 +139,7 @@ def test_every_lesson_link_opens_its_page_cleanly():
     from ui.lessons import app_links, lesson_by_slug
 
     for label, path, query in app_links(lesson_by_slug("02_convolution").body):
-        at = run_page(f"app_pages/{path}.py", query_params=query)
+        at = run_page(page_file_for(path), query_params=query)
         assert not at.warning and not at.error, (label, [w.value for w in at.warning], [e.value for e in at.error])
 
 

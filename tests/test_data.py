@@ -16,7 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import data, images, limits
+from engine import data, limits
+from engine.data import images, sets
+from engine.data.shapes import SHAPE_CLASSES
 from engine.errors import UserInputError
 
 BUNDLED = ["digits", "faces", "shapes"]
@@ -71,7 +73,7 @@ def test_names_sorted_and_info_without_loading():
 
 def test_register_refuses_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        data.register(data.info("digits"))(lambda **kw: None)
+        sets.register(data.info("digits"))(lambda **kw: None)
 
 
 def test_unknown_name_lists_valid_names():
@@ -100,9 +102,9 @@ def test_image_size_bounds(image_size):
 
 
 def test_default_root_from_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(sets.DATA_ENV, str(tmp_path))
     assert data.default_root() == tmp_path
-    monkeypatch.delenv(data.DATA_ENV)
+    monkeypatch.delenv(sets.DATA_ENV)
     assert data.default_root() == Path.home() / ".cache" / "visionexplorer" / "data"
 
 
@@ -130,7 +132,7 @@ def test_shapes_default_generation_is_balanced():
     ds = data.load("shapes")
     y = torch.cat([ds.train.y, ds.val.y, ds.test.y])
     assert len(y) == 12000 and torch.bincount(y).tolist() == [1500] * 8
-    assert ds.class_names == list(data.SHAPE_CLASSES)
+    assert ds.class_names == list(SHAPE_CLASSES)
 
 
 def test_faces_first_half_are_faces():
@@ -157,7 +159,7 @@ def test_splits_disjoint():
 
 def test_stratified_indices_partition_and_keep_tiny_classes_in_train():
     y = torch.tensor([0] * 50 + [1] * 20 + [2] * 2 + [3])
-    parts = data._stratified(y, data.SPLIT_FRACTIONS, torch.Generator().manual_seed(0))
+    parts = sets._stratified(y, sets.SPLIT_FRACTIONS, torch.Generator().manual_seed(0))
     joined = torch.cat(parts)
     assert sorted(joined.tolist()) == list(range(len(y)))
     assert set(y[parts[0]].tolist()) == {0, 1, 2, 3}
@@ -428,7 +430,7 @@ def test_photo_channels_and_unknown():
 def test_drawing_to_image_is_gray_and_blank_is_none():
     import numpy as np
 
-    from engine.images import drawing_to_image
+    from engine.data.images import drawing_to_image
 
     canvas = np.zeros((20, 20, 4), dtype=np.uint8)
     assert drawing_to_image(canvas) is None

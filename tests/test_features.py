@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import features, models
+from engine import models
+from engine.explain import features
 from engine.errors import UserInputError
 
 

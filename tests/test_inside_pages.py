@@ -5,16 +5,16 @@ import pytest
 import torch
 import torchvision
 
-from engine import pretrained
+from engine.models import pretrained
 from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
 
-PAGES = ["app_pages/feature_maps.py", "app_pages/saliency.py", "app_pages/robustness.py"]
-KEYS = {"app_pages/feature_maps.py": "fmaps", "app_pages/saliency.py": "sal", "app_pages/robustness.py": "robust"}
+PAGES = ["app_pages/inside_cnn/feature_maps.py", "app_pages/inside_cnn/saliency.py", "app_pages/inside_cnn/robustness.py"]
+KEYS = {"app_pages/inside_cnn/feature_maps.py": "fmaps", "app_pages/inside_cnn/saliency.py": "sal", "app_pages/inside_cnn/robustness.py": "robust"}
 
 
 @pytest.fixture(scope="module")
 def digits_run(digits):
-    from engine.train import TrainConfig, Trainer
+    from engine.training.trainer import TrainConfig, Trainer
 
     return Trainer(TrainConfig(data="digits", model="tinyvgg", epochs=1, seed=0), digits).fit()
 
@@ -22,7 +22,7 @@ def digits_run(digits):
 @pytest.fixture(scope="module")
 def mlp_run(digits):
     """A run without conv layers: the pages must explain what they cannot show."""
-    from engine.train import TrainConfig, Trainer
+    from engine.training.trainer import TrainConfig, Trainer
 
     run = Trainer(TrainConfig(data="digits", model="mlp", epochs=1, seed=0), digits).fit()
     run.name = "mlp on digits"
@@ -73,7 +73,7 @@ def test_random_widgets_including_the_model_source(page, digits_run, mlp_run, di
 
 
 def test_train_a_small_cnn_on_the_spot():
-    at = run_page("app_pages/feature_maps.py", timeout=120)
+    at = run_page("app_pages/inside_cnn/feature_maps.py", timeout=120)
     assert "No runs in this session yet" in _texts(at)
     at.button(key="fmaps.train.start").click().run(timeout=120)
     assert_no_exception(at)
@@ -82,15 +82,15 @@ def test_train_a_small_cnn_on_the_spot():
 
 
 def test_a_run_without_conv_layers_says_what_it_cannot_show(mlp_run, digits):
-    at = run_page("app_pages/feature_maps.py", session_state=_state(mlp_run, digits), timeout=60)
+    at = run_page("app_pages/inside_cnn/feature_maps.py", session_state=_state(mlp_run, digits), timeout=60)
     assert "has no convolution, activation or pooling layer" in _texts(at)
-    at = run_page("app_pages/saliency.py", session_state=_state(mlp_run, digits), timeout=60)
+    at = run_page("app_pages/inside_cnn/saliency.py", session_state=_state(mlp_run, digits), timeout=60)
     assert "Grad-CAM needs a convolutional layer" in _texts(at)
 
 
 def test_missing_pretrained_weights_show_the_file_and_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    at = run_page("app_pages/robustness.py", query_params={"src": "pretrained"}, timeout=60)
+    at = run_page("app_pages/inside_cnn/robustness.py", query_params={"src": "pretrained"}, timeout=60)
     shown = _texts(at)
     assert "resnet18-f37072fd.pth" in shown and str(tmp_path / "hub" / "checkpoints") in shown
     assert not at.error
@@ -105,12 +105,12 @@ def test_pretrained_resnet18_from_the_hub_cache(page, hub_with_resnet18, monkeyp
 
 
 def test_presets_and_url_parameters_set_the_controls(digits_run, digits):
-    at = run_page("app_pages/robustness.py", query_params={"preset": "pgd", "rot": "45"},
+    at = run_page("app_pages/inside_cnn/robustness.py", query_params={"preset": "pgd", "rot": "45"},
                   session_state=_state(digits_run, digits), timeout=90)
     assert at.session_state["robust.attack"] == "pgd" and at.session_state["robust.eps"] == 0.05
     assert at.session_state["robust.rotation"] == 45.0
-    at = run_page("app_pages/saliency.py", query_params={"preset": "sanity"}, session_state=_state(digits_run, digits))
+    at = run_page("app_pages/inside_cnn/saliency.py", query_params={"preset": "sanity"}, session_state=_state(digits_run, digits))
     assert at.session_state["sal.sanity"] is True
     assert "random weights · rank correlation" in _texts(at)
-    at = run_page("app_pages/saliency.py", query_params={"eps": "7", "op": "2"}, session_state=_state(digits_run, digits))
+    at = run_page("app_pages/inside_cnn/saliency.py", query_params={"eps": "7", "op": "2"}, session_state=_state(digits_run, digits))
     assert any("Ignored ?op=2" in str(w.value) for w in at.warning)

@@ -1,13 +1,14 @@
-"""engine.landscape: filter normalization, interpolation, PCA planes and grid evaluation."""
+"""engine.training.landscape: filter normalization, interpolation, PCA planes and grid evaluation."""
 
 import numpy as np
 import pytest
 import torch
 
-from engine import landscape, losses, models
+from engine import models
+from engine.training import landscape, losses
 from engine.device import generator
 from engine.errors import UserInputError
-from engine.train import TrainConfig, Trainer
+from engine.training.trainer import TrainConfig, Trainer
 
 LOSS = losses.build("cross_entropy")
 

@@ -147,7 +147,7 @@ def _lessons_page(query: dict[str, str] | None = None) -> AppTest:
     """The Lessons page through app.py, as a link to it opens it."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     at.run()
-    at.switch_page("app_pages/lessons.py")
+    at.switch_page("app_pages/start/lessons.py")
     at.query_params.update(query or {})
     return at.run(timeout=30)
 
@@ -241,7 +241,7 @@ def test_lessons_page_next_previous_round_trip_url(tmp_path, monkeypatch):
 def test_lesson_link_ui_links_to_lesson():
     def page():
         from ui.lessons import lesson_link_ui
-        lesson_link_ui("app_pages/train_lab.py")
+        lesson_link_ui("app_pages/start/train_lab.py")
         lesson_link_ui("app_pages/no_lesson_here.py")
 
     at = AppTest.from_function(page).run(timeout=30)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import losses
+from engine.training import losses
 from engine.errors import UserInputError
 
 LOGITS = torch.tensor([[2.0, 1.0, -1.0], [0.5, 0.5, 3.0], [-1.0, 2.0, 0.0]])

@@ -1,4 +1,4 @@
-"""engine.margins and engine.minibatch: loss-vs-margin curves, gradient noise, the learning-rate range test."""
+"""engine.training.margins and engine.training.minibatch: loss-vs-margin curves, gradient noise, the learning-rate range test."""
 
 import math
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import losses, margins, minibatch, models
+from engine import models
+from engine.training import losses, margins, minibatch
 from engine.errors import UserInputError
 
 CE = losses.build("cross_entropy")

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from engine import models, normalization
+from engine import models
+from engine.layers import normalization
 from engine.errors import UserInputError
 
 

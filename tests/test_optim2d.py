@@ -1,4 +1,4 @@
-"""engine.optim2d: surfaces, and torch.optim paths checked against the lectures' update rules by hand."""
+"""engine.training.surfaces: surfaces, and torch.optim paths checked against the lectures' update rules by hand."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import optim2d
+from engine.training import surfaces as optim2d
 from engine.errors import UserInputError
 
 STEPS = 5

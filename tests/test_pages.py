@@ -4,7 +4,7 @@ import pytest
 
 from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
 
-TRAIN_LAB = "app_pages/train_lab.py"
+TRAIN_LAB = "app_pages/start/train_lab.py"
 
 
 def _metric(at, label):
@@ -12,7 +12,7 @@ def _metric(at, label):
 
 
 def test_home_maps_topics_and_lessons():
-    at = run_page("app_pages/home.py")
+    at = run_page("app_pages/start/home.py")
     assert at.title[0].value == "VisionExplorer"
     text = " ".join(m.value for m in at.markdown)
     assert "coming" in text and "Convolution & pooling" in text
@@ -28,7 +28,7 @@ def test_home_does_not_import_torch_before_first_paint():
 
     root = Path(__file__).resolve().parents[1]
     imports = set()
-    for path in (root / "app.py", root / "app_pages" / "home.py"):
+    for path in (root / "app.py", root / "app_pages" / "start" / "home.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 imports.add(node.module)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from engine import pretrained
+from engine.models import pretrained
 from engine.errors import UserInputError
 from engine.explain import attributions
 

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import models, robustness
+from engine import models
+from engine.explain import robustness
 from engine.errors import UserInputError
 
 

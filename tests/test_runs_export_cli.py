@@ -15,9 +15,9 @@ from PIL import Image
 
 from engine import models
 from engine.errors import UserInputError
-from engine.export import model_source
-from engine.runs import load_run, save_run
-from engine.train import TrainConfig, Trainer
+from engine.models.export import model_source
+from engine.training.runs import load_run, save_run
+from engine.training.trainer import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,7 @@ def test_engine_imports_neither_streamlit_nor_plotly():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert name.split(".")[0] not in ("streamlit", "plotly"), f"{path} imports {name}"
-    probe = "import sys, engine.train, engine.metrics, engine.export, engine.__main__; " \
+    probe = "import sys, engine.training.trainer, engine.training.metrics, engine.models.export, engine.__main__; " \
             "print(any(m.split('.')[0] in ('streamlit', 'plotly') for m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.stdout.strip() == "False", result.stderr

@@ -7,7 +7,7 @@ import torch
 
 from engine.device import RunRandomness
 from engine.errors import UserInputError
-from engine.train import Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer, evaluate
+from engine.training.trainer import Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer, evaluate
 
 
 def test_tinyvgg_reaches_97_percent_on_digits(digits):

@@ -8,7 +8,7 @@ def _specs(at) -> str:
 
 
 def test_optimizers_page_draws_paths_and_survives_random_widgets():
-    at = run_page("app_pages/optimizers.py", query_params={"steps": "60"})
+    at = run_page("app_pages/training/optimizers.py", query_params={"steps": "60"})
     assert "Contours" in at.tabs[0].label and "Loss per step" in _specs(at)
     at.button(key="opt.preset.too_large").click().run()
     assert_no_exception(at, "too large preset")
@@ -17,13 +17,13 @@ def test_optimizers_page_draws_paths_and_survives_random_widgets():
 
 
 def test_optimizers_page_deep_link_sets_surface_and_learning_rates():
-    at = run_page("app_pages/optimizers.py", query_params={"surf": "rosenbrock", "preset": "too_small", "steps": "30"})
+    at = run_page("app_pages/training/optimizers.py", query_params={"surf": "rosenbrock", "preset": "too_small", "steps": "30"})
     assert at.selectbox(key="opt.surface").value == "rosenbrock"
     assert at.number_input(key="opt.lr.sgd").value == 1e-4  # a tenth of what works on Rosenbrock
 
 
 def test_landscape_page_trains_and_draws_line_plane_and_paths():
-    at = run_page("app_pages/landscape.py", query_params={"res": "5", "n": "64"}, timeout=180)
+    at = run_page("app_pages/training/landscape.py", query_params={"res": "5", "n": "64"}, timeout=180)
     at.button(key="land.train.start").click().run(timeout=180)
     assert_no_exception(at, "after training the demo")
     specs = _specs(at)
@@ -38,19 +38,19 @@ def test_landscape_page_trains_and_draws_line_plane_and_paths():
 
 
 def test_landscape_page_bad_url_values_warn_instead_of_crashing():
-    at = run_page("app_pages/landscape.py", query_params={"res": "99", "n": "abc"})
+    at = run_page("app_pages/training/landscape.py", query_params={"res": "99", "n": "abc"})
     assert any("Ignored ?res=99" in w.value for w in at.warning)
 
 
 def test_losses_page_curves_and_random_widgets():
-    at = run_page("app_pages/losses.py", query_params={"ep": "1"})
+    at = run_page("app_pages/training/losses.py", query_params={"ep": "1"})
     specs = _specs(at)
     assert "Loss of one example" in specs and "Gradient dL" in specs and "label smoothing" in specs
     randomize_widgets(at, rounds=3, seed=0, timeout=90, skip_keys={"loss.chosen"})
 
 
 def test_losses_page_trains_two_losses():
-    at = run_page("app_pages/losses.py", query_params={"ep": "1", "model": "linear"}, timeout=120)
+    at = run_page("app_pages/training/losses.py", query_params={"ep": "1", "model": "linear"}, timeout=120)
     at.multiselect(key="loss.chosen").set_value(["cross_entropy", "multiclass_hinge"]).run()
     at.button(key="loss.train.start").click().run(timeout=120)
     assert_no_exception(at, "after training")
@@ -58,7 +58,7 @@ def test_losses_page_trains_two_losses():
 
 
 def test_minibatch_page_noise_schedules_and_range_test():
-    at = run_page("app_pages/minibatch.py", query_params={"reps": "5", "steps": "30", "model": "linear"}, timeout=120)
+    at = run_page("app_pages/training/minibatch.py", query_params={"reps": "5", "steps": "30", "model": "linear"}, timeout=120)
     specs = _specs(at)
     assert "Error of the mini-batch gradient" in specs and "Cosine annealing" in specs
     at.button(key="mb.range.start").click().run(timeout=120)

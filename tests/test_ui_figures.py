@@ -191,8 +191,8 @@ sys.path.insert(0, {root!r})
 import streamlit as st
 import torch
 
-from engine.data import Dataset, Split
-from engine.train import Trainer, TrainConfig
+from engine.data.sets import Dataset, Split
+from engine.training.trainer import Trainer, TrainConfig
 from ui.results import results_ui, runs_table_ui, try_it_ui
 
 
@@ -249,7 +249,7 @@ def test_results_ui_draws_a_trained_run(tmp_path, model, channels):
 
 def test_runs_table_has_one_row_per_run():
     from engine.models import LayerSummary, ModelConfig
-    from engine.runs import History, Run
+    from engine.training.runs import History, Run
     from ui.results import file_stem, runs_table, summary_table
 
     run = Run(name="a/b", config={"optimizer": "sgd", "lr": 0.1, "batch_size": 4},

@@ -12,8 +12,9 @@ import streamlit as st
 import torch
 from torch import Tensor
 
-from engine import conv, data, kernels
-from engine.conv import ConvConfig, PoolConfig
+from engine import data
+from engine.layers import conv, kernels
+from engine.layers.conv import ConvConfig, PoolConfig
 from ui.images import signed_to_rgb, tile
 from ui.state import UrlField, choice, flag, number
 from ui.train_config import load_dataset

@@ -1,7 +1,7 @@
 """Landscape grids on a page: a coarse grid at once, the full grid on request with progress and Cancel.
 
 Grids are results of a user's own model, so they live in the session (never a shared cache).
-The full grid reuses every point of the coarse one (engine.landscape.evaluate(previous=…)).
+The full grid reuses every point of the coarse one (engine.training.landscape.evaluate(previous=…)).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from engine import landscape
+from engine.training import landscape
 from engine.errors import UserInputError
 
 GRIDS_KEY = "landscape.grids"

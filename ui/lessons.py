@@ -5,7 +5,7 @@ A lesson file starts with TOML front matter between two `+++` lines:
     +++
     title = "From pixels to a trained CNN"
     summary = "One line for the index."
-    pages = ["app_pages/train_lab.py"]      # topic pages that show a link to this lesson
+    pages = ["app_pages/start/train_lab.py"]      # topic pages that show a link to this lesson
 
     [[quiz]]
     kind = "choice"                     # or "numeric"
@@ -37,8 +37,10 @@ from urllib.parse import parse_qsl
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from ui.topics import page_file_for
+
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
-LESSONS_PAGE = "app_pages/lessons.py"
+LESSONS_PAGE = "app_pages/start/lessons.py"
 SCORES_KEY = "lessons.scores"  # {slug: (correct, total)}
 RESULTS_KEY = "lessons.results"  # {slug: [bool per question]} of the last check
 ANSWERS_KEY = "lessons.answers"  # {slug: {widget key: answer}} of the last check
@@ -160,7 +162,7 @@ def parse_lesson(path: Path) -> Lesson:
     pages = meta.get("pages", [])
     if not isinstance(pages, list) or not all(
             isinstance(p, str) and p.startswith("app_pages/") and p.endswith(".py") for p in pages):
-        raise _fail(path, f"pages must be a list of 'app_pages/<name>.py' strings, got {pages!r}")
+        raise _fail(path, f"pages must be a list of 'app_pages/<group>/<name>.py' strings, got {pages!r}")
     quiz = meta.get("quiz", [])
     if not isinstance(quiz, list):
         raise _fail(path, f"quiz must be an array of tables ([[quiz]]), got {quiz!r}")
@@ -247,7 +249,8 @@ def _body_ui(body: str) -> None:
         if match:
             query = dict(parse_qsl(match["query"] or ""))
             flush()
-            if _page_link(f"app_pages/{match['path']}.py", match["label"], query, icon=":material/science:"):
+            page_file = page_file_for(match["path"])
+            if page_file and _page_link(page_file, match["label"], query, icon=":material/science:"):
                 continue
         chunk.append(raw)
     flush()

@@ -14,14 +14,14 @@ import pandas as pd
 import streamlit as st
 from torch import Tensor
 
-from engine.data import Dataset
+from engine.data.sets import Dataset
 from engine.errors import UserInputError
-from engine.export import model_source
-from engine.images import to_model_input
-from engine.metrics import Evaluation, evaluate_split, linear_templates, top_k
+from engine.models.export import model_source
+from engine.data.images import to_model_input
+from engine.training.metrics import Evaluation, evaluate_split, linear_templates, top_k
 from engine.models import LayerSummary, summary
-from engine.runs import Run, save_run
-from engine.train import predict
+from engine.training.runs import Run, save_run
+from engine.training.trainer import predict
 from ui.figures import train as figures
 from ui.images import signed_colour, signed_to_rgb, to_display
 from ui.sidebar import presenter_mode

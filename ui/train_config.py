@@ -10,11 +10,13 @@ import hashlib
 
 import streamlit as st
 
-from engine import augment, data, losses, models
-from engine.data import Dataset
+from engine import data, models
+from engine.data import augment
+from engine.training import losses
+from engine.data.sets import Dataset
 from engine.errors import UserInputError
-from engine.optimizers import OPTIMIZERS, SCHEDULES
-from engine.train import TrainConfig
+from engine.training.optimizers import OPTIMIZERS, SCHEDULES
+from engine.training.trainer import TrainConfig
 from ui.sidebar import seed
 from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url, UrlField
 from ui.uploads import zip_upload_ui

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from engine.data import Dataset
+from engine.data.sets import Dataset
 from engine.errors import UserInputError
 from engine.limits import MAX_TRAIN_SECONDS
-from engine.train import BatchEnd, Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer
+from engine.training.trainer import BatchEnd, Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer
 from ui.figures.train import learning_curves
 from ui.sidebar import presenter_mode
 from ui.state import runs, store_run, unique_run_name

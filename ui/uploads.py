@@ -12,8 +12,8 @@ from torch import Tensor
 
 from engine import limits
 from engine.errors import UserInputError
-from engine.images import decode_image, drawing_to_image
-from engine.runs import Run, load_run
+from engine.data.images import decode_image, drawing_to_image
+from engine.training.runs import Run, load_run
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 MAX_UPLOAD_MB = limits.MAX_UPLOAD_BYTES // 1024**2

@@ -1,1 +1,2 @@
-"""Explaining predictions: attribution maps for CNNs (captum) and attention maps for ViTs."""
+"""Explaining a trained network: feature maps and filters, attributions (captum), attention maps for
+ViTs, and robustness (corruptions, occlusion, adversarial examples)."""

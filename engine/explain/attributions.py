@@ -33,7 +33,7 @@ from captum.attr import (GuidedBackprop, GuidedGradCam, IntegratedGradients, Lay
 from torch import Tensor, nn
 
 from engine.errors import UserInputError
-from engine.features import ACTIVATION_TYPES, capturing, model_device
+from engine.explain.features import ACTIVATION_TYPES, capturing, model_device
 from engine.models.blocks import evaluating
 
 Progress = Callable[[float, str], None]

@@ -6,6 +6,7 @@ pages list the choices and later topics extend them in one place.
 References:
     He et al. 2015, "Delving Deep into Rectifiers" (Kaiming init, PReLU), arXiv 1502.01852.
     Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural networks".
+    Goodfellow et al. 2013, "Maxout Networks", arXiv 1302.4389.
     Ioffe & Szegedy 2015, "Batch Normalization", arXiv 1502.03167.
 """
 
@@ -39,13 +40,49 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
     def export_kwargs(self) -> dict:
-        """Constructor arguments (used by engine.export)."""
+        """Constructor arguments (used by engine.models.export)."""
         return {"mean": [round(v, 6) for v in self.mean.flatten().tolist()],
                 "std": [round(v, 6) for v in self.std.flatten().tolist()]}
 
     def extra_repr(self) -> str:
         fmt = lambda t: ", ".join(f"{v:.3f}" for v in t.flatten().tolist())  # noqa: E731
         return f"mean=({fmt(self.mean)}), std=({fmt(self.std)})"
+
+
+class Maxout(nn.Module):
+    """Pointwise Maxout: y = max_i (a_i·x + b_i) over k learned lines, applied to every unit.
+
+    Goodfellow's Maxout takes the max of k separate projections w_iᵀx + b_i, which needs k× the
+    layer's width. Here the k projections are tied to the layer's own projection (w_i = a_i·w),
+    so Maxout keeps the width and is a drop-in activation for every model, like PReLU (whose
+    max(x, a·x) is the k = 2 case with b = 0). The k (slope, intercept) pairs are shared by all
+    units and start as tangents of softplus at -3…3: a convex, piecewise-linear softplus with a
+    non-zero slope everywhere, so no unit starts dead. The max is taken as a running
+    m + ReLU(piece − m), the identity max(a, b) = a + ReLU(b − a).
+    """
+
+    def __init__(self, k: int = 2, *, rectify: nn.Module | None = None):
+        super().__init__()
+        if not 2 <= k <= 8:
+            raise UserInputError(f"maxout pieces k must be in 2…8; got {k}")
+        self.k = k
+        points = torch.linspace(-3.0, 3.0, k)
+        slopes = torch.sigmoid(points)  # softplus' derivative at the tangent points
+        self.slope = nn.Parameter(slopes)
+        self.intercept = nn.Parameter(nn.functional.softplus(points) - slopes * points)
+        self.rectify = rectify if rectify is not None else nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.slope[0] * x + self.intercept[0]
+        for i in range(1, self.k):
+            out = out + self.rectify(self.slope[i] * x + self.intercept[i] - out)
+        return out
+
+    def export_kwargs(self) -> dict:
+        return {"k": self.k}
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}"
 
 
 # Activations: fresh module per call, never in-place (in-place ops break forward hooks).
@@ -59,15 +96,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "silu": nn.SiLU,
     "softplus": nn.Softplus,
-    "maxout": lambda: _maxout(),
+    "maxout": lambda: Maxout(2),
 }
-
-
-def _maxout() -> nn.Module:
-    """Pointwise Maxout with 2 pieces (see engine.activations.Maxout: it keeps the layer's width)."""
-    from engine.activations import Maxout  # engine.activations imports this module
-
-    return Maxout(2)
 
 
 def activation_names() -> list[str]:

@@ -37,7 +37,7 @@ class BasicBlock(nn.Module):
         return self.act2(out)
 
     def export_kwargs(self) -> dict:
-        """Constructor arguments besides the child modules (used by engine.export)."""
+        """Constructor arguments besides the child modules (used by engine.models.export)."""
         return {"skip": self.skip}
 
     def extra_repr(self) -> str:

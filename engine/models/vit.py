@@ -68,7 +68,7 @@ class PatchEmbed(nn.Module):
 class Tokens(nn.Module):
     """Prepend the learnable class token (pool "cls") and add position embeddings to the patch tokens."""
 
-    # Self-contained (no module constants) so engine.export can copy the class into a standalone file.
+    # Self-contained (no module constants) so engine.models.export can copy the class into a standalone file.
     init_std = 0.02  # std of the class token and learned position embeddings, as in ViT and BERT
 
     @staticmethod

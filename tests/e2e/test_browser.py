@@ -12,7 +12,6 @@ from ui.topics import TOPICS
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 
 RUN_TIMEOUT_MS = 120_000
 # The stApp element's own record of the connection and the script run ("initial" until the first
@@ -104,21 +103,39 @@ def nav_labels(page) -> list[str]:
     return [text.split("\n")[-1] for text in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
 
 
-def test_deep_link_on_a_fresh_server_runs_through_app_py(page, fresh_streamlit_server):
+# Every URL path the app has ever published: lessons, slides and shared links use them, so they never change.
+PUBLISHED_PATHS = (
+    "train_lab", "lessons", "conv_playground", "pooling", "receptive_field", "activations", "gradient_flow",
+    "normalization", "preprocessing", "optimizers", "landscape", "losses", "minibatch", "feature_maps",
+    "saliency", "robustness", "attention", "vit_inside", "cnn_vs_vit",
+)
+
+
+@pytest.mark.timeout(1800)
+def test_published_deep_links_open_their_pages_on_a_fresh_server(page, fresh_streamlit_server):
     """The first visitor of a new server may arrive by a link (a lesson's, a colleague's).
 
     Until some session has run app.py's st.navigation, Streamlit treats a `pages/` folder beside
     app.py as a legacy multipage app and runs the linked page on its own, without app.py's
     navigation and sidebar (https://docs.streamlit.io/develop/api-reference/navigation/st.navigation);
-    that is why our pages live in app_pages/.
+    that is why our pages live in app_pages/<group>/, each with its URL path set explicitly.
     """
-    linked = next(p.stem for p in sorted((ROOT / "app_pages").glob("*.py")) if p.stem != "home")  # url_path = stem
-    deep = f"{fresh_streamlit_server.url}/{linked}"
-    open_and_wait(page, deep)
-    first_visit = nav_labels(page)
+    url_paths = {spec.url_path for topic in TOPICS for spec in topic.pages}
+    assert set(PUBLISHED_PATHS) <= url_paths, f"published paths without a page: {set(PUBLISHED_PATHS) - url_paths}"
+    headings: dict[str, str] = {}  # path -> the page's title (its h1)
+    first_visit = None
+    for path in PUBLISHED_PATHS:
+        deep = f"{fresh_streamlit_server.url}/{path}"
+        open_and_wait(page, deep)
+        assert_no_exception(page, deep)
+        assert urlparse(page.url).path.strip("/") == path, f"{deep} ended at {page.url}"
+        headings[path] = page.locator('[data-testid="stMain"] h1').first.inner_text()
+        first_visit = first_visit or nav_labels(page)
     open_and_wait(page, fresh_streamlit_server.url)
-    assert first_visit == nav_labels(page), f"{deep} as a server's first page shows another app"
-    assert_no_exception(page, deep)
+    assert first_visit == nav_labels(page), "a deep link as a server's first page shows another app"
+    home = page.locator('[data-testid="stMain"] h1').first.inner_text()
+    # Each link found a page of its own: not the home page, and no two links on one page.
+    assert home not in headings.values() and len(set(headings.values())) == len(PUBLISHED_PATHS), headings
 
 
 def test_train_lab_trains_with_defaults(page, streamlit_server, screenshots, record_timing):

@@ -1,0 +1,231 @@
+"""How signals and gradients flow through a deep plain net, and which units are dead.
+
+`gradient_flow` builds a deep plain MLP or CNN, runs one real batch forward and backward, and
+returns per-layer statistics: activation mean/std/histogram, dead units, gradient norms.
+
+References:
+    Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural networks".
+    He et al. 2015, "Delving Deep into Rectifiers", arXiv 1502.01852 (Kaiming init).
+    CS231n notes, "Neural Networks Part 2" (activation statistics per layer).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from engine.errors import UserInputError
+from engine.models.blocks import ACTIVATIONS, Normalize, initialize, make_activation
+
+MAX_DEPTH = 50
+MAX_WIDTH = 1024
+MAX_BATCH = 512
+MAX_FLOW_BYTES = 512 * 1024**2  # float32 weights + stored activations + gradients of one gradient-flow probe
+MAX_FLOW_MACS = 10**10  # forward multiply-accumulates of one probe: ~3× that with backward, seconds on 2 cores
+HIST_BINS = 40
+
+
+@dataclass
+class LayerStats:
+    name: str  # "layer 3"
+    mean: float  # of the activation output
+    std: float
+    hist_counts: list[int]
+    hist_edges: list[float]
+    dead_fraction: float  # units whose output is 0 for every example (and position)
+    unit_spread: float  # std across the units of a layer, averaged over examples: 0 = all identical
+    grad_norm: float | None = None  # ‖∂L/∂W‖ of the layer's weight
+    act_grad_std: float | None = None  # std of ∂L/∂(activation output)
+
+
+@dataclass
+class GradientFlow:
+    layers: list[LayerStats]
+    loss: float | None
+    overflow: str | None = None  # what became inf/NaN and where, instead of plotting NaN
+
+
+def estimate_cost(kind: str, depth: int, width: int, batch: int, in_features: int, pixels: int) -> tuple[int, int]:
+    """(bytes, forward MACs) of a gradient-flow probe: weights + grads and ~4 stored tensors per layer."""
+    if kind == "mlp":
+        weights = in_features * width + depth * width * width
+        per_layer = batch * width
+        macs = batch * weights
+    else:
+        weights = depth * 9 * width * width
+        per_layer = batch * width * pixels
+        macs = batch * pixels * weights
+    return 4 * (2 * weights + 4 * depth * per_layer), macs
+
+
+def check_size(kind: str, depth: int, width: int, batch: int, in_features: int, pixels: int) -> None:
+    """Raise UserInputError naming the limit when the probe net would be too big for this lab."""
+    if kind not in ("mlp", "cnn"):
+        raise UserInputError(f"net kind must be 'mlp' or 'cnn'; got {kind!r}")
+    for param, value, low, high in (("depth", depth, 2, MAX_DEPTH), ("width", width, 1, MAX_WIDTH),
+                                    ("batch size", batch, 2, MAX_BATCH)):
+        if not low <= value <= high:
+            raise UserInputError(f"{param} must be in {low}…{high}; got {value}")
+    needed, macs = estimate_cost(kind, depth, width, batch, in_features, pixels)
+    if needed > MAX_FLOW_BYTES:
+        raise UserInputError(
+            f"depth × width = {depth} × {width} ({kind}, batch {batch}) needs about {needed / 2**20:.0f} MB, "
+            f"over this lab's memory limit of {MAX_FLOW_BYTES / 2**20:.0f} MB; use fewer or narrower layers "
+            "or a smaller batch")
+    if macs > MAX_FLOW_MACS:
+        raise UserInputError(
+            f"depth × width = {depth} × {width} ({kind}, batch {batch}) needs about {macs / 1e9:.0f} billion "
+            f"multiply-accumulates, over this lab's compute limit of {MAX_FLOW_MACS / 1e9:.0f} billion; "
+            "use fewer or narrower layers or a smaller batch")
+
+
+def deep_net(kind: str, *, depth: int, width: int, in_channels: int, image_size: int, num_classes: int,
+             activation: str = "relu", init: str = "kaiming", sigma: float = 0.01, seed: int = 0,
+             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Sequential:
+    """A plain stack of `depth` (linear or 3×3 conv) + activation layers, no normalization, no skips.
+
+    With the data set's `mean` and `std` it starts with `Normalize`, like the registry's models.
+    """
+    check_size(kind, depth, width, 2, in_channels * image_size**2, image_size**2)
+    from engine.models.registry import _RNG_LOCK  # one lock for every model built from the global RNG
+
+    layers: list[nn.Module] = [] if mean is None or std is None else [Normalize(mean, std)]
+    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if kind == "mlp":
+            layers.append(nn.Flatten())  # (B, C, H, W) -> (B, C·H·W)
+            width_in = in_channels * image_size**2
+            for _ in range(depth):
+                layers += [nn.Linear(width_in, width), make_activation(activation)]
+                width_in = width
+            layers.append(nn.Linear(width, num_classes))
+        else:
+            c_in = in_channels
+            for _ in range(depth):
+                layers += [nn.Conv2d(c_in, width, 3, padding=1), make_activation(activation)]
+                c_in = width
+            # (B, width, H, W) -> (B, width)
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)]
+        net = nn.Sequential(*layers)
+        initialize(net, init, sigma=sigma)
+    return net
+
+
+def _units(t: Tensor) -> Tensor:
+    """(B, D) or (B, C, H, W) -> (B·positions, units), one column per unit (feature or channel)."""
+    if t.dim() == 4:
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])  # (B, C, H, W) -> (B·H·W, C)
+    return t.reshape(t.shape[0], -1)
+
+
+def dead_fraction(t: Tensor) -> float:
+    """Share of units (features, or channels of a map) that are exactly 0 for every example."""
+    return float((_units(t) == 0).all(0).float().mean())
+
+
+def _layer_stats(name: str, out: Tensor) -> LayerStats:
+    values = out.detach().flatten().double()
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        hi = lo + 1e-6
+    counts = torch.histc(values, bins=HIST_BINS, min=lo, max=hi)
+    units = _units(out.detach())
+    spread = float(units.std(1).mean()) if units.shape[1] > 1 else 0.0
+    return LayerStats(name, float(values.mean()), float(values.std()), [int(c) for c in counts],
+                      torch.linspace(lo, hi, HIST_BINS + 1).tolist(), dead_fraction(out.detach()), spread)
+
+
+def _activation_modules(net: nn.Module) -> list[nn.Module]:
+    """The activation modules of `net` (outermost only: a Maxout's inner ReLU is not another layer)."""
+    kinds = tuple({type(factory()) for factory in ACTIVATIONS.values()})
+    found, inside = [], []
+    for name, module in net.named_modules():
+        if isinstance(module, kinds) and not any(name.startswith(p + ".") for p in inside):
+            found.append(module)
+            inside.append(name)
+    return found
+
+
+def gradient_flow(net: nn.Module, images: Tensor, labels: Tensor) -> GradientFlow:
+    """One forward and backward pass of `net` on a real batch; statistics of every activation layer.
+
+    The weights' `.grad`, `requires_grad` and the net's mode are left as they were found.
+    """
+    acts = _activation_modules(net)
+    weighted = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    outputs: list[Tensor] = []
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        outputs.append(output)
+
+    handles = [m.register_forward_hook(keep) for m in acts]
+    params = list(net.parameters())
+    saved = [(p.grad, p.requires_grad) for p in params]
+    was_training = net.training
+    try:
+        net.eval()
+        for p in params:
+            p.grad = None
+            p.requires_grad_(True)
+        logits = net(images)
+        if len(outputs) != len(acts):
+            raise RuntimeError(f"{len(acts) - len(outputs)} activation hooks never fired")
+        stats: list[LayerStats] = []
+        for i, out in enumerate(outputs, start=1):
+            if not torch.isfinite(out).all():
+                return GradientFlow(stats, None, f"the activations overflowed float32 (inf/NaN) at layer {i} of "
+                                    f"{len(outputs)}: each layer multiplied their size; the layers before are shown")
+            stats.append(_layer_stats(f"layer {i}", out))
+        loss = nn.functional.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            return GradientFlow(stats, None, f"the loss is {float(loss.detach())} (the logits overflowed)")
+        loss.backward()
+        for layer, out, module in zip(stats, outputs, weighted):
+            layer.grad_norm = float(module.weight.grad.norm())
+            layer.act_grad_std = float(out.grad.std())
+        bad = [s.name for s in stats if not math.isfinite(s.grad_norm) or not math.isfinite(s.act_grad_std)]
+        overflow = f"the gradients overflowed (inf/NaN) at {', '.join(bad)}" if bad else None
+        return GradientFlow(stats, float(loss.detach()), overflow)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for p, (grad, requires) in zip(params, saved):
+            p.grad = grad
+            p.requires_grad_(requires)
+        net.train(was_training)
+
+
+def dead_fractions(model: nn.Module, images: Tensor) -> list[tuple[str, float]]:
+    """(activation module name, dead-unit share) for every activation of a model, on `images`."""
+    acts = {id(m) for m in _activation_modules(model)}
+    named = [(n, m) for n, m in model.named_modules() if id(m) in acts]
+    found: dict[str, float] = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, n=n: found.__setitem__(n, dead_fraction(out)))
+               for n, m in named]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return [(n, found[n]) for n, _ in named]
+
+
+def dead_fraction_history(model: nn.Module, snapshots: Sequence[dict], images: Tensor) -> list[float]:
+    """Overall dead-unit share after each stored snapshot (epoch 0 = initial weights) of a run."""
+    probe = copy.deepcopy(model)
+    history = []
+    for state in snapshots:
+        probe.load_state_dict(state)
+        per_layer = dead_fractions(probe, images)
+        history.append(sum(f for _, f in per_layer) / max(1, len(per_layer)))
+    return history
