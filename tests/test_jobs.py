@@ -1,0 +1,139 @@
+"""engine.jobs: the fair queue, cancelling before and during a run, event order, failures."""
+
+import threading
+import time
+
+import pytest
+
+from engine.errors import UserInputError
+from engine.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRunner
+
+WAIT_S = 10
+
+
+def gated(started: list, gate: threading.Event, name: str, events: int = 3):
+    """A job that records its start, then waits for `gate` before yielding `events` events."""
+
+    def job(should_stop):
+        started.append(name)
+        gate.wait(WAIT_S)
+        for i in range(events):
+            if should_stop():
+                return
+            yield (name, i)
+
+    return job
+
+
+def test_queue_is_fair_across_sessions():
+    runner, gate, started = JobRunner(slots=1), threading.Event(), []
+    jobs = [runner.submit(gated(started, gate, f"a{i}"), session="a") for i in range(5)]
+    late = runner.submit(gated(started, gate, "b0"), session="b")
+    assert late.position() == 1  # next after the running a0, before a1…a4
+    assert [j.position() for j in jobs] == [0, 2, 3, 4, 5]
+    gate.set()
+    assert all(j.wait(WAIT_S) for j in [*jobs, late])
+    assert started[:2] == ["a0", "b0"]
+    assert started == ["a0", "b0", "a1", "a2", "a3", "a4"]
+
+
+def test_a_cancelled_queued_job_never_starts():
+    runner, gate, started = JobRunner(slots=1), threading.Event(), []
+    first = runner.submit(gated(started, gate, "first"), session="a")
+    queued = runner.submit(gated(started, gate, "queued"), session="b")
+    assert queued.state == QUEUED
+    queued.cancel()
+    assert queued.state == CANCELLED and runner.status().queued == 0
+    gate.set()
+    assert first.wait(WAIT_S)
+    time.sleep(0.1)
+    assert started == ["first"] and queued.drain() == []
+
+
+def test_a_running_job_stops_within_a_second_and_keeps_its_events():
+    runner = JobRunner(slots=1)
+
+    def endless(should_stop):
+        i = 0
+        while True:
+            yield i
+            i += 1
+            time.sleep(0.01)
+
+    job = runner.submit(endless, session="a")
+    while len(job._events) < 5:
+        time.sleep(0.01)
+    asked = time.monotonic()
+    job.cancel()
+    assert job.wait(1.0), "still running a second after Cancel"
+    assert time.monotonic() - asked < 1.0
+    events = job.drain()
+    assert job.state == CANCELLED and events == list(range(len(events))) and len(events) >= 5
+
+
+def test_events_arrive_in_order_and_drain_returns_each_once():
+    runner = JobRunner(slots=2)
+    job = runner.submit(lambda should_stop: iter(range(1000)), session="a")
+    assert job.wait(WAIT_S) and job.state == DONE
+    assert job.drain() == list(range(1000)) and job.drain() == []
+
+
+def test_a_failing_job_reports_its_error_and_frees_its_slot():
+    runner = JobRunner(slots=1)
+
+    def broken(should_stop):
+        yield "before"
+        raise UserInputError("learning rate must be a positive number; got 0.0")
+
+    bad = runner.submit(broken, session="a")
+    good = runner.submit(lambda should_stop: iter(["fine"]), session="a")
+    assert bad.wait(WAIT_S) and good.wait(WAIT_S)
+    assert bad.state == FAILED and isinstance(bad.error, UserInputError) and bad.drain() == ["before"]
+    assert good.state == DONE and good.drain() == ["fine"]
+
+
+def test_slots_bound_the_running_jobs_and_status_says_so():
+    runner, gate, started = JobRunner(slots=2), threading.Event(), []
+    jobs = [runner.submit(gated(started, gate, f"j{i}"), session=f"s{i}") for i in range(5)]
+    time.sleep(0.2)
+    assert [j.state for j in jobs].count(RUNNING) == 2 and len(started) == 2
+    assert str(runner.status()) == "2 of 2 slots busy, 3 waiting"
+    gate.set()
+    assert all(j.wait(WAIT_S) for j in jobs)
+    assert str(runner.status()) == "0 of 2 slots busy, 0 waiting"
+
+
+def test_estimated_start_adds_up_the_estimates_ahead():
+    runner, gate, started = JobRunner(slots=1), threading.Event(), []
+    running = runner.submit(gated(started, gate, "r"), session="a", estimate_s=10)
+    second = runner.submit(gated(started, gate, "q1"), session="b", estimate_s=4)
+    third = runner.submit(gated(started, gate, "q2"), session="c", estimate_s=4)
+    assert running.estimated_start_s() == 0
+    assert second.estimated_start_s() == pytest.approx(10, abs=0.5)
+    assert third.estimated_start_s() == pytest.approx(14, abs=0.5)
+    gate.set()
+    assert all(j.wait(WAIT_S) for j in (running, second, third))
+
+
+def test_a_runner_needs_a_slot():
+    with pytest.raises(UserInputError, match="at least 1 slot"):
+        JobRunner(slots=0)
+
+
+def test_a_cooperative_job_says_it_stopped_after_cancel():
+    runner = JobRunner(slots=1)
+
+    def cooperative(should_stop):
+        i = 0
+        while not should_stop():
+            yield i
+            i += 1
+            time.sleep(0.01)
+        yield "stopped"
+
+    job = runner.submit(cooperative, session="a")
+    while len(job._events) < 3:
+        time.sleep(0.01)
+    job.cancel()
+    assert job.wait(1.0)
+    assert job.state == CANCELLED and job.drain()[-1] == "stopped"
