@@ -1,45 +1,65 @@
 """The job runner: long work (training, landscapes, searches) queued fairly and run in a few slots.
 
-A job is a function that takes a `should_stop()` callable and yields events (the engine's event
-dataclasses). `JobRunner.submit` returns a `Job` handle at once; a worker thread runs it when a slot
-is free. The page polls `job.drain()` from a fragment, so it stays usable while the job waits or
-runs, and `job.cancel()` stops it between two events (a queued job never starts).
+A job is a module-level function `function(should_stop=…, **kwargs)` that yields events (the engine's
+event dataclasses). `JobRunner.submit` returns a `Job` handle at once; the job runs when a slot is
+free. A page polls `job.drain()` from a fragment, so it stays usable while the job waits or runs,
+and `job.cancel()` makes `should_stop()` true (a queued job never starts).
 
 Fairness: when a slot frees, the next job comes from the session with the fewest running jobs,
 then from the session served longest ago (round robin) — one session's ten queued runs do not
-starve another's first. Threads, not processes: a job's models and tensors stay in this process for the page that
-asked for them, and torch's kernels release the GIL, so a thread per slot keeps the cores busy.
+starve another's first.
+
+Workers are processes by default, one per slot, each with a fixed number of torch threads.
+Measured on 2 cores: a training thread inside the server process ran 30× slower than alone while
+two browser sessions polled their progress, because each of its many small torch ops waits for
+the GIL the server's Python holds (the "convoy" effect); a worker process has a GIL of its own.
+A fixed thread count also makes a seed give the same result whether the server is busy or idle.
+`workers="thread"` runs jobs in threads of this process (tests of the queue; a debugger).
 
 References:
-    Python `concurrent.futures` (the handle shape), Ray's `ray.cancel` (cancel before start).
+    Python `concurrent.futures` (the handle shape); `torch.multiprocessing` (tensors cross processes
+    through shared memory); D. Beazley, "Understanding the Python GIL" (2010), the convoy effect.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import pickle
+import queue
+import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import UserInputError
 
 SLOTS_ENV = "VISIONEXPLORER_SLOTS"  # concurrent jobs per server process
+WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default) or "thread"
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 FINISHED = (DONE, CANCELLED, FAILED)
 CANCEL_GRACE_S = 0.5  # a cancelled job that keeps yielding is closed after this long
+WORKER_POLL_S = 0.5  # how often a worker's listener checks that its process is alive
 
-JobFunction = Callable[[Callable[[], bool]], Iterator[Any]]
+JobFunction = Callable[..., Iterator[Any]]
 
 
 def default_slots() -> int:
     """`$VISIONEXPLORER_SLOTS`, else half the cores (the server and the browsers need the rest)."""
     wanted = os.environ.get(SLOTS_ENV)
     return max(1, int(wanted) if wanted else (os.cpu_count() or 2) // 2)
+
+
+def threads_per_job(slots: int) -> int:
+    """`$VISIONEXPLORER_THREADS`, else the half of the cores that jobs get, shared by the slots."""
+    wanted = os.environ.get("VISIONEXPLORER_THREADS")
+    return max(1, int(wanted) if wanted else (os.cpu_count() or 2) // 2 // slots)
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,7 @@ class Job:
     session: str
     label: str
     function: JobFunction = field(repr=False)
+    kwargs: dict = field(repr=False)
     estimate_s: float  # the submitter's estimate of the run time, for queue waiting times
     runner: JobRunner = field(repr=False)
     state: str = QUEUED
@@ -70,7 +91,6 @@ class Job:
     finished: float | None = None
     _events: deque = field(default_factory=deque, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
-    _cancel_time: float = 0.0
 
     def drain(self) -> list[Any]:
         """The events produced since the last call, in order."""
@@ -80,11 +100,9 @@ class Job:
         return out
 
     def cancel(self) -> None:
-        """Ask the job to stop (it sees `should_stop()` turn True); a queued job never starts."""
-        if not self._cancel.is_set():
-            self._cancel_time = time.monotonic()
+        """Ask the job to stop (it sees `should_stop()` turn true); a queued job never starts."""
         self._cancel.set()
-        self.runner._cancel_queued(self)
+        self.runner._cancelled(self)
 
     @property
     def cancel_requested(self) -> bool:
@@ -114,22 +132,206 @@ class Job:
         return True
 
 
+def run_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool],
+               emit: Callable[[Any], None]) -> None:
+    """Drive one job: emit its events; after a cancel it has CANCEL_GRACE_S to end on its own."""
+    events = function(should_stop=should_stop, **kwargs)
+    cancelled_at = None
+    try:
+        for event in events:
+            emit(event)
+            if should_stop():
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > CANCEL_GRACE_S:
+                    break
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+# ---- functions that report progress through a callback ---------------------------------------------------
+@dataclass(frozen=True)
+class Progress:
+    fraction: float
+    message: str
+    kind: str = "progress"
+
+
+@dataclass(frozen=True)
+class Result:
+    value: Any
+    kind: str = "result"
+
+
+class _Stopped(Exception):
+    """Raised inside a progress callback once the job is cancelled, to end the computation."""
+
+
+def with_progress(should_stop: Callable[[], bool], *, work: Callable[..., Any], **kwargs) -> Iterator[Any]:
+    """A job around `work(**kwargs, progress=callback)`: yields Progress events, then one Result.
+
+    `work` runs in a thread of the worker so its callback can hand events to this generator;
+    after a cancel the callback raises, which ends it at its next progress report.
+    """
+    reports: queue.SimpleQueue = queue.SimpleQueue()
+    outcome: dict[str, Any] = {}
+
+    def report(fraction: float, message: str) -> None:
+        if should_stop():
+            raise _Stopped
+        reports.put(Progress(float(fraction), str(message)))
+
+    def compute() -> None:
+        try:
+            outcome["value"] = work(**kwargs, progress=report)
+        except _Stopped:
+            pass
+        except Exception as error:
+            outcome["error"] = error
+        finally:
+            reports.put(None)
+
+    threading.Thread(target=compute, name="job-compute", daemon=True).start()
+    while (event := reports.get()) is not None:
+        yield event
+    if "error" in outcome:
+        raise outcome["error"]
+    if "value" in outcome:
+        yield Result(outcome["value"])
+
+
+# ---- workers ---------------------------------------------------------------------------------------
+class _ThreadWorker:
+    """Runs a job in a thread of this process."""
+
+    def start(self, job: Job, finish: Callable[[Job, str], None]) -> None:
+        def work() -> None:
+            try:
+                run_events(job.function, job.kwargs, job._cancel.is_set, job._events.append)
+                state = CANCELLED if job._cancel.is_set() else DONE
+            except Exception as error:  # reported on the handle; the page shows it
+                job.error, job.error_trace, state = error, traceback.format_exc(), FAILED
+            finish(job, state)
+
+        threading.Thread(target=work, name=f"job-{job.id}", daemon=True).start()
+
+    def cancel(self, job: Job) -> None:
+        """The thread reads `job._cancel` itself."""
+
+
+def _process_main(tasks, events, cancel_flag, threads: int) -> None:
+    """A worker process: fixed torch threads, then one job at a time from `tasks`."""
+    os.environ["VISIONEXPLORER_THREADS"] = str(threads)
+    from engine.device import configure_threads
+
+    configure_threads()
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        job_id, function, kwargs = task
+        try:
+            run_events(function, kwargs, lambda: cancel_flag.value == job_id,
+                       lambda event: events.put((job_id, "event", event)))
+            events.put((job_id, "end", None))
+        except Exception as error:
+            events.put((job_id, "error", (_picklable(error), traceback.format_exc())))
+
+
+def _picklable(error: Exception) -> Exception:
+    """`error` itself if it crosses a process boundary (the queue would drop it silently), else its text."""
+    try:
+        pickle.dumps(error)
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+@contextmanager
+def _without_main_script():
+    """While a worker is spawned, hide the caller's `__main__`: spawn would re-run that script in the
+    worker, and under Streamlit (and AppTest) `__main__` is app.py itself."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__: nothing to re-run
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+class _ProcessWorker:
+    """One worker process (started once, reused for job after job) and a thread that listens to it."""
+
+    def __init__(self, threads: int):
+        import torch.multiprocessing as mp  # tensors in events and arguments travel in shared memory
+
+        context = mp.get_context("spawn")  # never fork a threaded server (or an initialized CUDA)
+        self._tasks, self._events = context.Queue(), context.Queue()
+        self._cancel_flag = context.Value("q", 0)  # the id of the job to stop
+        self._process = context.Process(target=_process_main, name="visionexplorer-worker", daemon=True,
+                                        args=(self._tasks, self._events, self._cancel_flag, threads))
+        with _without_main_script():
+            self._process.start()
+
+    def start(self, job: Job, finish: Callable[[Job, str], None]) -> None:
+        self._tasks.put((job.id, job.function, job.kwargs))
+        threading.Thread(target=self._listen, args=(job, finish), name=f"job-{job.id}", daemon=True).start()
+
+    def cancel(self, job: Job) -> None:
+        self._cancel_flag.value = job.id
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def _listen(self, job: Job, finish: Callable[[Job, str], None]) -> None:
+        while True:
+            try:
+                job_id, kind, payload = self._events.get(timeout=WORKER_POLL_S)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    job.error = RuntimeError(f"the worker process stopped (exit code {self._process.exitcode}); "
+                                             "the job may have run out of memory")
+                    finish(job, FAILED)
+                    return
+                continue
+            if job_id != job.id:
+                continue  # a late event of a job closed before
+            if kind == "event":
+                job._events.append(payload)
+            elif kind == "error":
+                job.error, job.error_trace = payload
+                finish(job, FAILED)
+                return
+            else:
+                finish(job, CANCELLED if job._cancel.is_set() else DONE)
+                return
+
+
+# ---- the runner ------------------------------------------------------------------------------------
 class JobRunner:
     """A bounded number of worker slots and a queue that is fair across sessions."""
 
-    def __init__(self, slots: int | None = None):
+    def __init__(self, slots: int | None = None, *, workers: str | None = None, threads: int | None = None):
         self.slots = default_slots() if slots is None else int(slots)
         if self.slots < 1:
             raise UserInputError(f"the job runner needs at least 1 slot; got {self.slots}")
+        self.workers = workers or os.environ.get(WORKERS_ENV, "process")
+        if self.workers not in ("process", "thread"):
+            raise UserInputError(f"{WORKERS_ENV} must be 'process' or 'thread'; got {self.workers!r}")
+        self.threads = threads or threads_per_job(self.slots)
         self._queue: list[Job] = []
-        self._running: list[Job] = []
+        self._running: dict[Job, Any] = {}  # job -> its worker
+        self._idle: list[Any] = []  # started worker processes without a job
         self._last_start: dict[str, float] = {}  # session -> when its last job started
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
 
-    # ---- submitting and looking -----------------------------------------------------------------
-    def submit(self, function: JobFunction, *, session: str, label: str = "job", estimate_s: float = 1.0) -> Job:
-        job = Job(next(self._ids), session, label, function, max(0.0, float(estimate_s)), self)
+    def submit(self, function: JobFunction, *, session: str, label: str = "job", estimate_s: float = 1.0,
+               **kwargs) -> Job:
+        """Queue `function(should_stop=…, **kwargs)`; with process workers both must pickle."""
+        job = Job(next(self._ids), session, label, function, kwargs, max(0.0, float(estimate_s)), self)
         with self._changed:
             self._queue.append(job)
             self._start_ready()
@@ -139,33 +341,70 @@ class JobRunner:
         with self._changed:
             return RunnerStatus(self.slots, len(self._running), len(self._queue))
 
+    def warm_up(self) -> None:
+        """Start the worker processes now, so the first job does not wait for torch to import."""
+        if self.workers != "process":
+            return
+        with self._changed:
+            while len(self._idle) + len(self._running) < self.slots:
+                self._idle.append(_ProcessWorker(self.threads))
+
     # ---- scheduling (called with the lock held) ------------------------------------------------------
-    def _pick(self, queue: list[Job], running: list[Job], last_start: dict[str, float]) -> Job:
+    @staticmethod
+    def _pick(queue_: list[Job], running: list[Job], last_start: dict[str, float]) -> Job:
         """Round robin over sessions: fewest running jobs first, then the session served longest ago."""
         busy: dict[str, int] = {}
         for job in running:
             busy[job.session] = busy.get(job.session, 0) + 1
         first_of_session: dict[str, Job] = {}
-        for job in queue:  # the queue is in submission order
+        for job in queue_:  # the queue is in submission order
             first_of_session.setdefault(job.session, job)
         return min(first_of_session.values(),
                    key=lambda j: (busy.get(j.session, 0), last_start.get(j.session, -1.0), j.submitted, j.id))
 
+    def _worker(self):
+        if self.workers == "thread":
+            return _ThreadWorker()
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive:
+                return worker
+        return _ProcessWorker(self.threads)
+
     def _start_ready(self) -> None:
         while self._queue and len(self._running) < self.slots:
-            job = self._pick(self._queue, self._running, self._last_start)
+            job = self._pick(self._queue, list(self._running), self._last_start)
             self._queue.remove(job)
             job.state, job.started = RUNNING, time.monotonic()
             self._last_start[job.session] = job.started
-            self._running.append(job)
-            threading.Thread(target=self._work, args=(job,), name=f"job-{job.id}", daemon=True).start()
+            worker = self._running[job] = self._worker()
+            worker.start(job, self._finish)
+
+    def _finish(self, job: Job, state: str) -> None:
+        with self._changed:
+            job.state, job.finished = state, time.monotonic()
+            worker = self._running.pop(job)
+            if self.workers == "process" and worker.alive:
+                self._idle.append(worker)
+            self._start_ready()
+            self._changed.notify_all()
+
+    def _cancelled(self, job: Job) -> None:
+        with self._changed:
+            if job in self._queue:
+                self._queue.remove(job)
+                job.state, job.finished = CANCELLED, time.monotonic()
+                self._changed.notify_all()
+            elif job in self._running:
+                self._running[job].cancel(job)
 
     def _order(self) -> list[Job]:
         """The queue in the order its jobs would start if nothing else arrived."""
-        queue, running, last_start, order = list(self._queue), list(self._running), dict(self._last_start), []
-        while queue:
-            job = self._pick(queue, running, last_start)
-            queue.remove(job)
+        queue_, running = list(self._queue), list(self._running)
+        last_start, order = dict(self._last_start), []
+        while queue_:
+            job = self._pick(queue_, running, last_start)
+            queue_.remove(job)
             running.append(job)
             last_start[job.session] = time.monotonic() + len(order)  # later than any real start
             order.append(job)
@@ -173,9 +412,7 @@ class JobRunner:
 
     def _position(self, job: Job) -> int:
         with self._changed:
-            if job.state != QUEUED:
-                return 0
-            return self._order().index(job) + 1
+            return self._order().index(job) + 1 if job.state == QUEUED else 0
 
     def _estimated_start(self, job: Job) -> float:
         """Simulate the slots: running jobs free theirs at their estimates, queued ones in order."""
@@ -187,41 +424,10 @@ class JobRunner:
             free_at += [0.0] * (self.slots - len(free_at))
             for queued in self._order():
                 free_at.sort()
-                start = free_at[0]
                 if queued is job:
-                    return start
-                free_at[0] = start + queued.estimate_s
+                    return free_at[0]
+                free_at[0] += queued.estimate_s
         return 0.0
-
-    def _cancel_queued(self, job: Job) -> None:
-        with self._changed:
-            if job in self._queue:
-                self._queue.remove(job)
-                job.state, job.finished = CANCELLED, time.monotonic()
-                self._changed.notify_all()
-
-    # ---- the worker ----------------------------------------------------------------------------------
-    def _work(self, job: Job) -> None:
-        """Run the job; after Cancel it gets CANCEL_GRACE_S to finish on its own (and say so in an
-        event, keeping its finished epochs) before the generator is closed."""
-        state, events = DONE, job.function(job._cancel.is_set)
-        try:
-            for event in events:
-                job._events.append(event)
-                if job._cancel.is_set() and time.monotonic() - job._cancel_time > CANCEL_GRACE_S:
-                    break
-            state = CANCELLED if job._cancel.is_set() else DONE
-        except Exception as error:  # reported on the handle; the page shows it
-            job.error, job.error_trace, state = error, traceback.format_exc(), FAILED
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
-            with self._changed:
-                job.state, job.finished = state, time.monotonic()
-                self._running.remove(job)
-                self._start_ready()
-                self._changed.notify_all()
 
 
 _runner: JobRunner | None = None
@@ -229,9 +435,10 @@ _runner_lock = threading.Lock()
 
 
 def runner() -> JobRunner:
-    """The server process's one runner, made on first use."""
+    """The server process's one runner, made on first use; its worker processes start meanwhile."""
     global _runner
     with _runner_lock:
         if _runner is None:
             _runner = JobRunner()
+            threading.Thread(target=_runner.warm_up, name="job-workers-warm-up", daemon=True).start()
         return _runner

@@ -25,6 +25,8 @@ from streamlit.testing.v1 import AppTest
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 UNBOUNDED_STEPS = 10  # a number_input without min or max stays this many steps around its default
+EXTREME_SHARE = 1 / 3  # of the numbers drawn, this share is the widget's minimum or maximum
+BUTTON_SHARE = 0.5  # of the rounds, this share also clicks a button
 
 
 def assert_no_exception(at: AppTest, context: str = "") -> None:
@@ -62,43 +64,78 @@ def run_page(
     return at
 
 
+def shown_by_browser(widget) -> Any:
+    """The value a browser shows for `widget` when it mounts it afresh (after runs where it was not drawn).
+
+    AppTest reads a widget's value from session state; a browser that had removed the widget only
+    has the element's proto: the value the script set this run (`set_value`), else the default.
+    """
+    p = widget.proto
+    if widget.type == "selectbox":
+        index = p.default if isinstance(p.default, int) else p.default[0]
+        return p.raw_value if p.set_value else widget.options[index]
+    if widget.type == "select_slider":
+        return p.raw_value[0] if p.set_value else p.options[int(p.default[0])]
+    if widget.type == "slider":
+        return (p.value if p.set_value else p.default)[0]
+    if widget.type in ("number_input", "checkbox", "toggle"):
+        return p.value if p.set_value else p.default
+    raise NotImplementedError(f"shown_by_browser: {widget.type}")
+
+
 def randomize_widgets(
     at: AppTest,
     *,
     rounds: int = 3,
     seed: int = 0,
     skip_keys: Collection[str] = (),
-    click_buttons: bool = False,
+    click_buttons: bool = True,
+    allowed_errors: Collection[str] | None = None,
     text_values: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = None,
-) -> None:
+) -> list[str]:
     """Set every enabled widget to a random valid value, rerun, and require no exception; `rounds` times.
 
     Covers number_input, slider (single and range), select_slider, selectbox, radio, multiselect,
-    pills/segmented_control, checkbox, toggle and color_picker. Text inputs and text areas change
+    pills/segmented_control, checkbox, toggle and color_picker. About a third of the numbers drawn
+    are a widget's minimum or maximum, where pages break most. Text inputs and text areas change
     only when their key is in `text_values` (key → candidate strings). `skip_keys` holds keys, or
-    labels for widgets without a key, to leave alone. With `click_buttons`, each round also clicks
-    one random button. Deterministic for a given page and `seed`. A failure lists what each widget
-    was set to (option widgets by their on-screen label), then the app's exception.
+    labels for widgets without a key, to leave alone. Unless `click_buttons` is False, about every
+    other round also clicks one random button, then waits for the jobs it started. With
+    `allowed_errors`, every st.error shown must contain one of these fragments: the rules a page
+    explains; any other message is a value the widgets allow but the page cannot handle.
+    Deterministic for a given page and `seed`. A failure lists what each widget was set to (option
+    widgets by their on-screen label), then the app's exception. Returns the st.error texts seen.
     """
     rng = random.Random(seed)
     skip = set(skip_keys)
     texts = dict(text_values or {})
+    seen: list[str] = []
     for round_ in range(1, rounds + 1):
         changes = [_randomize(w, rng, texts) for w in _widgets(at) if not _skipped(w, skip)]
-        if click_buttons:
+        clicked = False
+        if click_buttons and rng.random() < BUTTON_SHARE:
             buttons = [b for b in at.button if not b.disabled and not _skipped(b, skip)]
             if buttons:
                 button = rng.choice(buttons)
                 button.click()
+                clicked = True
                 changes.append(f"clicked {_name(button)}")
         what = (f"randomize_widgets(seed={seed}) round {round_}/{rounds}, after setting:\n  "
                 + ("\n  ".join(c for c in changes if c) or "(no widgets)"))
         try:
             at.run(timeout=timeout)
+            if clicked:
+                finish_jobs(at, timeout=timeout or 600)
         except Exception as exc:  # a timeout or a crash of the test runner itself
             raise AssertionError(f"{what}\nthe run failed: {exc!r}") from exc
         assert_no_exception(at, what)
+        errors = [str(e.value) for e in at.error]
+        seen += errors
+        unexplained = [e for e in errors if allowed_errors is not None and not any(a in e for a in allowed_errors)]
+        if unexplained:
+            raise AssertionError(f"{what}\nthe page showed an error no rule explains:\n  " + "\n  ".join(unexplained))
+    return seen
 
 
 @dataclass(frozen=True)
@@ -152,9 +189,10 @@ def _skipped(widget, skip: set[str]) -> bool:
 
 
 def _grid(rng: random.Random, lo: float, hi: float, step: float, count: int = 1) -> list[float]:
-    """`count` sorted random points of lo, lo + step, … ≤ hi."""
+    """`count` sorted random points of lo, lo + step, … ≤ hi; each one an end of the range a third of the time."""
     last = math.floor((hi - lo) / step + 1e-9) if step > 0 else 0
-    picks = sorted(rng.randint(0, last) for _ in range(count))
+    picks = sorted(rng.choice((0, last)) if rng.random() < EXTREME_SHARE else rng.randint(0, last)
+                   for _ in range(count))
     return [min(hi, float(f"{lo + k * step:.12g}")) for k in picks]  # .12g drops 0.30000000000000004
 
 
@@ -208,3 +246,21 @@ def _randomize(w, rng: random.Random, texts: dict[str, Sequence[str]]) -> str | 
         w.set_value(rng.choice(list(texts[w.key])))
         return f"{_name(w)} = {w.value!r}"
     return None
+
+
+def finish_jobs(at: AppTest, *, timeout: float = 600) -> AppTest:
+    """Wait until every job this session started has ended, then rerun, as the page's polling fragment would."""
+    from engine.jobs import Job
+
+    rerun = False
+    for _ in range(20):  # a finished job's page may start the next (e.g. a two-stage experiment)
+        # A finished job stays in the session until its page section is drawn again: not pending.
+        pending = [job for _, job in at.session_state.items() if isinstance(job, Job) and not job.finished_state]
+        if rerun and not pending:
+            return at
+        for job in pending:
+            assert job.wait(timeout), f"{job.label} still {job.state} after {timeout} s"
+        at.run(timeout=timeout)  # what the polling fragment does: results drawn, the job let go
+        assert_no_exception(at, "after the jobs ended")
+        rerun = True
+    raise AssertionError("jobs kept starting")

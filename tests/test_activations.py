@@ -1,4 +1,5 @@
-"""Activations: closed-form derivatives equal autograd, Maxout is a drop-in, gradient flow and dead units behave."""
+"""Activations: the one list in blocks, closed-form derivatives equal autograd, Maxout is a drop-in, every
+part of the engine sees the same activation modules, gradient flow and dead units behave."""
 
 import math
 
@@ -10,15 +11,20 @@ from engine import models
 from engine.layers import activations
 from engine.training import gradient_flow as gflow
 from engine.errors import UserInputError
-from engine.models.blocks import ACTIVATIONS, make_activation
+from engine.explain import attributions, features
+from engine.models import blocks
+from engine.models.blocks import Maxout, make_activation
 from engine.training.trainer import TrainConfig, Trainer
 
 
-def test_every_registry_activation_has_formulas():
-    assert set(activations.names()) == set(ACTIVATIONS)
+def test_the_curves_read_the_one_activation_list_in_lecture_order():
+    assert activations.names() == blocks.activation_names() == [
+        "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "softplus", "maxout"]
     for name in activations.names():
         entry = activations.info(name)
-        assert entry.formula and entry.derivative_formula
+        assert entry is blocks.activation_info(name) and entry.name == name
+        assert entry.title and entry.formula and entry.derivative_formula
+        assert type(make_activation(name)) is entry.module
 
 
 @pytest.mark.parametrize("name", activations.names())
@@ -39,13 +45,13 @@ def test_curve_values_match_hand_computations():
 
 
 def test_maxout_is_the_max_of_its_pieces_and_keeps_width():
-    unit = activations.Maxout(3)
+    unit = Maxout(3)
     x = torch.randn(5, 7)
     pieces = unit.slope[:, None, None] * x + unit.intercept[:, None, None]  # (k, 5, 7)
     torch.testing.assert_close(unit(x), pieces.amax(0))
     assert unit(torch.randn(2, 4, 3, 3)).shape == (2, 4, 3, 3)
     with pytest.raises(UserInputError, match="maxout pieces k"):
-        activations.Maxout(1)
+        Maxout(1)
 
 
 @pytest.mark.parametrize("name", ["tinyvgg", "mlp", "resnet_small", "lenet5"])
@@ -56,7 +62,7 @@ def test_new_activations_are_drop_ins_for_models(name):
         out.sum().backward()
         assert out.shape == (2, 3)
     maxouts = [m for m in models.build(name, in_channels=1, num_classes=3, image_size=8,
-                                       activation="maxout").modules() if isinstance(m, activations.Maxout)]
+                                       activation="maxout").modules() if isinstance(m, Maxout)]
     assert maxouts and maxouts[0].slope.grad is None  # a fresh model: its own parameters
 
 
@@ -73,6 +79,57 @@ def test_maxout_model_exports_and_reloads(tmp_path):
     rebuilt.load_state_dict(model.state_dict())
     x = torch.rand(2, 1, 8, 8)
     torch.testing.assert_close(rebuilt(x), model(x))
+
+
+def _small_cnn(activation: str) -> nn.Module:
+    return models.build("tinyvgg", in_channels=1, num_classes=3, image_size=8, width=4, activation=activation)
+
+
+@pytest.mark.parametrize("name", activations.names())
+def test_named_activations_are_the_outermost_activation_modules(name):
+    model = _small_cnn(name)
+    found = blocks.named_activations(model)
+    assert [n for n, _ in found] == ["block1.2", "block1.5", "block2.2", "block2.5"]
+    assert all(type(module) is activations.info(name).module for _, module in found)
+    assert blocks.relu_only(model) == (name == "relu")
+
+
+def test_named_activations_of_a_bare_maxout_is_the_maxout_alone():
+    unit = Maxout(2)
+    assert blocks.named_activations(unit) == [("", unit)]
+
+
+@pytest.mark.parametrize("name", activations.names())
+def test_feature_maps_return_the_activation_output(name):
+    model = _small_cnn(name).eval()
+    x = torch.rand(1, 1, 8, 8)
+    maps = {layer.name: layer for layer in features.activation_maps(model, x)}
+    assert [n for n, kind in features.mapped_layers(model) if kind == "activation"] == [
+        "block1.2", "block1.5", "block2.2", "block2.5"]
+    assert not any("rectify" in n for n in maps)  # Maxout's inner ReLU is not a layer of its own
+    with torch.no_grad():
+        pre = model.block1[1](model.block1[0](model.normalize(x)))  # conv → norm: the activation's input
+        expected = model.block1[2](pre)[0]
+    assert maps["block1.2"].kind == "activation"
+    torch.testing.assert_close(maps["block1.2"].maps, expected)
+    if name == "maxout":  # the max over the k lines, computed directly, not the inner ReLU's output
+        unit = model.block1[2]
+        lines = unit.slope.detach()[:, None, None, None] * pre[0] + unit.intercept.detach()[:, None, None, None]
+        torch.testing.assert_close(maps["block1.2"].maps, lines.amax(0))
+
+
+@pytest.mark.parametrize("name", activations.names())
+def test_guided_backprop_is_refused_for_every_activation_but_relu(name):
+    model = _small_cnn(name)
+    x = torch.rand(1, 1, 8, 8)
+    if name == "relu":
+        assert attributions.unavailable("guided_backprop", model, layer=None) is None
+        result = attributions.attribute(model, x, "guided_backprop", target=0)
+        assert result.heat.shape == (8, 8)
+    else:
+        title = type(make_activation(name)).__name__
+        with pytest.raises(UserInputError, match=f"ReLU units only; this model also uses {title},"):
+            attributions.attribute(model, x, "guided_backprop", target=0)
 
 
 def test_zero_and_constant_init_make_units_identical(digits):

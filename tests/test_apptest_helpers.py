@@ -34,6 +34,10 @@ values = dict(
 st.session_state.setdefault("seen", []).append(values)
 if st.session_state.get("explode") and values["n"] > 2:
     raise ValueError(f"n too large: {values['n']}")
+if values["s"] == 100:
+    st.error("s = 100 is refused: the rule says at most 95")
+if values["s"] == 0:
+    st.error("s = 0 fell through")
 """
 
 
@@ -50,7 +54,7 @@ def _on_grid(value: float, lo: float, step: float) -> bool:
 
 
 def test_randomize_widgets_sets_values_within_bounds(widgets_app):
-    randomize_widgets(widgets_app, rounds=12, seed=1)
+    randomize_widgets(widgets_app, rounds=12, seed=1, click_buttons=False)
     seen = widgets_app.session_state["seen"][1:]  # after the first, default run
     assert len(seen) == 12
     for v in seen:
@@ -69,7 +73,7 @@ def test_randomize_widgets_sets_values_within_bounds(widgets_app):
         assert isinstance(v["cb"], bool) and isinstance(v["tg"], bool)
         assert v["cp"].startswith("#") and len(v["cp"]) == 7
         assert v["ti"] == "keep"  # text is left alone without an allow-list entry
-        assert v["boom"] is False  # buttons are left alone by default
+        assert v["boom"] is False  # buttons left alone
     for key in ("n", "f", "free", "s", "rng", "sb", "act", "ms", "cb", "rd", "ss", "ssr", "tg", "cp"):
         assert len({repr(v[key]) for v in seen}) > 1, f"{key} never changed"
 
@@ -145,3 +149,29 @@ def test_run_page_fails_with_the_exception_text(multipage_app):
 def test_assert_no_exception_passes_on_a_clean_run(multipage_app):
     at = AppTest.from_file(str(multipage_app), default_timeout=30).run()
     assert_no_exception(at)
+
+
+def test_randomize_widgets_draws_the_ends_of_every_range_often(widgets_app):
+    randomize_widgets(widgets_app, rounds=30, seed=4, click_buttons=False)
+    seen = widgets_app.session_state["seen"][1:]
+    ends = {"n": (-5, 5), "f": (0.0, 1.0), "s": (0, 100), "free": (70, 130)}
+    for key, (lo, hi) in ends.items():
+        at_ends = sum(v[key] in (lo, hi) for v in seen)
+        # a third drawn at an end, plus what a uniform draw lands there: far above the uniform share alone
+        assert at_ends >= 6, (key, [v[key] for v in seen])
+        assert {lo, hi} <= {v[key] for v in seen}, key
+    assert any(v["rng"][0] == 0.0 for v in seen) and any(v["rng"][1] == 1.0 for v in seen)
+
+
+def test_randomize_widgets_presses_a_button_in_some_rounds_by_default(widgets_app):
+    randomize_widgets(widgets_app, rounds=10, seed=5)
+    pressed = [v["boom"] for v in widgets_app.session_state["seen"][1:]]
+    assert any(pressed) and not all(pressed)
+
+
+def test_randomize_widgets_flags_an_error_no_rule_explains(widgets_app):
+    seen = randomize_widgets(widgets_app, rounds=30, seed=6, click_buttons=False,
+                             allowed_errors=["the rule says", "fell through"])
+    assert any("at most 95" in e for e in seen) and any("fell through" in e for e in seen)
+    with pytest.raises(AssertionError, match=r"(?s)error no rule explains.*s = 0 fell through"):
+        randomize_widgets(widgets_app, rounds=30, seed=6, click_buttons=False, allowed_errors=["the rule says"])

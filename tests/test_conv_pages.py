@@ -177,3 +177,58 @@ def test_playground_uses_the_edited_grid_and_kernel():
     at.slider(key="conv.pos").set_value(8).run()
     caption = next(c.value for c in at.caption if "nn.Conv2d gives" in c.value)
     assert caption.startswith("nn.Conv2d gives 162 at (2, 2)")  # the 3×3 block around 18: 9 · 18
+
+
+def test_playground_step_through_that_does_not_fit_is_a_message():
+    """A photo takes kernel 6 at dilation 5 (span 26), the 7×7 step-through grid does not: say so, go on."""
+    at = run_page(PLAYGROUND, query_params={"k": "6", "dil": "5", "pad": "0", "w": "random"})
+    assert _metric(at, "Output C×H×W") == "1×60×103"  # (85 − 26) + 1, (128 − 26) + 1
+    assert any("On the (7, 7) grid" in e.value and "larger than the padded input" in e.value for e in at.error)
+    at.number_input(key="conv.dil").set_value(1).run()
+    assert_no_exception(at)
+    assert not at.error and any("nn.Conv2d gives" in c.value for c in at.caption)
+
+
+def _png(side: int = 16) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray((np.arange(side * side).reshape(side, side) % 256).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_playground_keeps_the_settings_through_rejected_uploads():
+    """The layer's controls are not drawn while no usable image is uploaded; they come back as the user left them."""
+    from tests.apptest_helpers import shown_by_browser
+
+    at = run_page(PLAYGROUND)
+    at.number_input(key="conv.k").set_value(5)
+    at.selectbox(key="conv.pad").set_value("2")
+    at.selectbox(key="conv.w").set_value("laplacian").run()
+    at.button_group(key="conv.src").set_value("upload").run()
+    rejected = [("a.png", b"not an image"), ("b.png", b"\x89PNG broken"), ("c.png", b"")]
+    for uploads in (1, 3):  # hidden for 2 runs (with the switch to Upload), then for 3: Streamlit's clean-up of
+        for name, content in rejected[:uploads] + [("d.png", _png())]:  # undrawn widgets goes in a two-run rhythm
+            at.file_uploader(key="conv.upload.file").set_value((name, content, "image/png")).run()
+            assert_no_exception(at, f"after uploading {name}")
+        assert not at.error, [e.value for e in at.error]
+        assert shown_by_browser(at.number_input(key="conv.k")) == 5
+        assert shown_by_browser(at.selectbox(key="conv.pad")) == "2"
+        assert shown_by_browser(at.selectbox(key="conv.w")) == at.selectbox(key="conv.w").format_func("laplacian")
+    assert at.query_params["k"] == "5" and at.query_params["w"] == "laplacian"
+
+
+def test_playground_settings_survive_a_visit_to_another_page():
+    from tests.apptest_helpers import shown_by_browser
+
+    at = run_page(PLAYGROUND)
+    at.number_input(key="conv.k").set_value(5).run()
+    at.query_params.clear()  # a page link carries no parameters: only the kept copy knows the kernel
+    at.switch_page(RF).run()
+    assert "conv.k" not in at.session_state  # Streamlit dropped the undrawn widget's state
+    at.switch_page(PLAYGROUND).run()
+    assert_no_exception(at)
+    assert shown_by_browser(at.number_input(key="conv.k")) == 5 and _metric(at, "Output C×H×W") == "1×83×126"

@@ -63,8 +63,8 @@ def digits() -> data.Dataset:
 
 
 # ----------------------------------------------------------------------------- registry
-def test_names_sorted_and_info_without_loading():
-    assert data.names() == ["cifar10", "digits", "faces", "fashion_mnist", "mnist", "shapes"]
+def test_names_in_lecture_order_and_info_without_loading():
+    assert data.names() == ["digits", "faces", "shapes", "mnist", "fashion_mnist", "cifar10"]
     for name in data.names():
         meta = data.info(name)
         assert meta.name == name and meta.source in {"bundled", "procedural", "download"}
@@ -72,12 +72,12 @@ def test_names_sorted_and_info_without_loading():
 
 
 def test_register_refuses_duplicates():
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match="registered twice"):
         sets.register(data.info("digits"))(lambda **kw: None)
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(UserInputError, match="digits.*shapes"):
+    with pytest.raises(UserInputError, match="unknown data set 'imagenet'; choose one of: digits, faces, shapes"):
         data.load("imagenet")
     with pytest.raises(UserInputError, match="imagenet"):
         data.info("imagenet")

@@ -133,3 +133,22 @@ def test_gaussian_blur_keeps_constants_and_sums():
     blurred = features.gaussian_blur(spike, 1.0)
     assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-5)
     assert float(blurred[0, 0, 7, 7]) < 1.0 and F.mse_loss(blurred, blurred.flip(-1)) < 1e-12
+
+
+def test_channel_range_and_top_images_read_the_tensors_they_describe(digits):
+    model = _cnn()
+    maps = features.activation_maps(model, digits.test.x[:1])[0]
+    values = maps.maps[1]
+    assert maps.channel_range(1) == pytest.approx((float(values.min()), float(values.max()), float(values.mean())))
+    images = digits.train.x[:50]
+    top = features.top_activating(model, images, maps.name, k=3)
+    shown = top.images(images, channels=2)
+    assert shown.shape == (6, *images.shape[1:])
+    torch.testing.assert_close(shown[3], images[top.indices[1, 0]])  # row 1 starts with channel 1's strongest
+
+
+def test_canvas_size_keeps_a_logits_input_size_and_bounds_a_layers_canvas():
+    assert features.canvas_size("logit", 8) == 8
+    assert features.canvas_size("channel", 8) == 32
+    assert features.canvas_size("layer", 224) == 128
+    assert features.canvas_size("neuron", 64) == 64

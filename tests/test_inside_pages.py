@@ -6,7 +6,7 @@ import torch
 import torchvision
 
 from engine.models import pretrained
-from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
 
 PAGES = ["app_pages/inside_cnn/feature_maps.py", "app_pages/inside_cnn/saliency.py", "app_pages/inside_cnn/robustness.py"]
 KEYS = {"app_pages/inside_cnn/feature_maps.py": "fmaps", "app_pages/inside_cnn/saliency.py": "sal", "app_pages/inside_cnn/robustness.py": "robust"}
@@ -76,6 +76,7 @@ def test_train_a_small_cnn_on_the_spot():
     at = run_page("app_pages/inside_cnn/feature_maps.py", timeout=120)
     assert "No runs in this session yet" in _texts(at)
     at.button(key="fmaps.train.start").click().run(timeout=120)
+    finish_jobs(at)
     assert_no_exception(at)
     assert at.session_state["runs"], "training stored no run"
     assert "What the model sees: (1, 8, 8)" in _texts(at)
@@ -99,7 +100,7 @@ def test_missing_pretrained_weights_show_the_file_and_folder(monkeypatch, tmp_pa
 @pytest.mark.parametrize("page", PAGES)
 def test_pretrained_resnet18_from_the_hub_cache(page, hub_with_resnet18, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(hub_with_resnet18))
-    at = run_page(page, query_params={"src": "pretrained", "img": "photo", "photo": "coffee"}, timeout=180)
+    at = finish_jobs(run_page(page, query_params={"src": "pretrained", "img": "photo", "photo": "coffee"}, timeout=180))
     assert not at.error, [e.value for e in at.error]
     assert "(3, 224, 224)" in _texts(at) or "predicted:" in _texts(at)
 

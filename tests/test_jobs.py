@@ -1,5 +1,10 @@
-"""engine.jobs: the fair queue, cancelling before and during a run, event order, failures."""
+"""engine.jobs: the fair queue, cancelling before and during a run, event order, failures.
 
+The queue's rules are tested with thread workers (jobs can be closures); the process workers, which
+the server uses, with the module-level jobs at the end.
+"""
+
+import os
 import threading
 import time
 
@@ -26,7 +31,7 @@ def gated(started: list, gate: threading.Event, name: str, events: int = 3):
 
 
 def test_queue_is_fair_across_sessions():
-    runner, gate, started = JobRunner(slots=1), threading.Event(), []
+    runner, gate, started = JobRunner(slots=1, workers="thread"), threading.Event(), []
     jobs = [runner.submit(gated(started, gate, f"a{i}"), session="a") for i in range(5)]
     late = runner.submit(gated(started, gate, "b0"), session="b")
     assert late.position() == 1  # next after the running a0, before a1…a4
@@ -38,7 +43,7 @@ def test_queue_is_fair_across_sessions():
 
 
 def test_a_cancelled_queued_job_never_starts():
-    runner, gate, started = JobRunner(slots=1), threading.Event(), []
+    runner, gate, started = JobRunner(slots=1, workers="thread"), threading.Event(), []
     first = runner.submit(gated(started, gate, "first"), session="a")
     queued = runner.submit(gated(started, gate, "queued"), session="b")
     assert queued.state == QUEUED
@@ -51,7 +56,7 @@ def test_a_cancelled_queued_job_never_starts():
 
 
 def test_a_running_job_stops_within_a_second_and_keeps_its_events():
-    runner = JobRunner(slots=1)
+    runner = JobRunner(slots=1, workers="thread")
 
     def endless(should_stop):
         i = 0
@@ -72,14 +77,14 @@ def test_a_running_job_stops_within_a_second_and_keeps_its_events():
 
 
 def test_events_arrive_in_order_and_drain_returns_each_once():
-    runner = JobRunner(slots=2)
+    runner = JobRunner(slots=2, workers="thread")
     job = runner.submit(lambda should_stop: iter(range(1000)), session="a")
     assert job.wait(WAIT_S) and job.state == DONE
     assert job.drain() == list(range(1000)) and job.drain() == []
 
 
 def test_a_failing_job_reports_its_error_and_frees_its_slot():
-    runner = JobRunner(slots=1)
+    runner = JobRunner(slots=1, workers="thread")
 
     def broken(should_stop):
         yield "before"
@@ -93,7 +98,7 @@ def test_a_failing_job_reports_its_error_and_frees_its_slot():
 
 
 def test_slots_bound_the_running_jobs_and_status_says_so():
-    runner, gate, started = JobRunner(slots=2), threading.Event(), []
+    runner, gate, started = JobRunner(slots=2, workers="thread"), threading.Event(), []
     jobs = [runner.submit(gated(started, gate, f"j{i}"), session=f"s{i}") for i in range(5)]
     time.sleep(0.2)
     assert [j.state for j in jobs].count(RUNNING) == 2 and len(started) == 2
@@ -104,7 +109,7 @@ def test_slots_bound_the_running_jobs_and_status_says_so():
 
 
 def test_estimated_start_adds_up_the_estimates_ahead():
-    runner, gate, started = JobRunner(slots=1), threading.Event(), []
+    runner, gate, started = JobRunner(slots=1, workers="thread"), threading.Event(), []
     running = runner.submit(gated(started, gate, "r"), session="a", estimate_s=10)
     second = runner.submit(gated(started, gate, "q1"), session="b", estimate_s=4)
     third = runner.submit(gated(started, gate, "q2"), session="c", estimate_s=4)
@@ -117,11 +122,11 @@ def test_estimated_start_adds_up_the_estimates_ahead():
 
 def test_a_runner_needs_a_slot():
     with pytest.raises(UserInputError, match="at least 1 slot"):
-        JobRunner(slots=0)
+        JobRunner(slots=0, workers="thread")
 
 
 def test_a_cooperative_job_says_it_stopped_after_cancel():
-    runner = JobRunner(slots=1)
+    runner = JobRunner(slots=1, workers="thread")
 
     def cooperative(should_stop):
         i = 0
@@ -137,3 +142,95 @@ def test_a_cooperative_job_says_it_stopped_after_cancel():
     job.cancel()
     assert job.wait(1.0)
     assert job.state == CANCELLED and job.drain()[-1] == "stopped"
+
+
+# ---- process workers ----------------------------------------------------------------------------------
+def count_up(should_stop, *, n: int, delay: float = 0.0):
+    for i in range(n):
+        if should_stop():
+            yield "stopped"
+            return
+        yield i
+        time.sleep(delay)
+
+
+def refuse(should_stop):
+    yield "before"
+    raise UserInputError("learning rate must be a positive number; got 0.0")
+
+
+def crash(should_stop):
+    yield "before"
+    os._exit(3)  # a worker killed, e.g. for memory
+
+
+def train_digits(should_stop, *, seed: int):
+    from engine import data
+    from engine.training.trainer import EpochEnd, TrainConfig, Trainer
+
+    config = TrainConfig(model="mlp", epochs=2, lr=0.01, batch_size=64, seed=seed, model_options={"dropout": 0.3})
+    for event in Trainer(config, data.load("digits", seed=0)).run(should_stop):
+        if isinstance(event, EpochEnd):
+            yield event.train_loss, event.val_acc
+
+
+@pytest.fixture(scope="module")
+def processes():
+    return JobRunner(slots=2, workers="process", threads=1)
+
+
+def test_process_jobs_stream_events_in_order_and_cancel(processes):
+    quick = processes.submit(count_up, session="a", n=200)
+    slow = processes.submit(count_up, session="b", n=10_000, delay=0.01)
+    assert quick.wait(60) and quick.state == DONE and quick.drain() == list(range(200))
+    while len(slow._events) < 5:
+        time.sleep(0.02)
+    slow.cancel()
+    assert slow.wait(2) and slow.state == CANCELLED and slow.drain()[-1] == "stopped"
+
+
+def test_process_job_errors_arrive_and_a_dead_worker_is_replaced(processes):
+    refused = processes.submit(refuse, session="a")
+    assert refused.wait(60) and refused.state == FAILED and isinstance(refused.error, UserInputError)
+    assert refused.drain() == ["before"]
+    crashed = processes.submit(crash, session="a")
+    assert crashed.wait(60) and crashed.state == FAILED and "worker process stopped" in str(crashed.error)
+    after = processes.submit(count_up, session="a", n=3)
+    assert after.wait(60) and after.drain() == [0, 1, 2]
+
+
+def test_same_seed_same_curves_together_or_alone(processes):
+    """Two sessions training the same config at once get exactly what one gets alone."""
+    alone = processes.submit(train_digits, session="a", seed=7)
+    assert alone.wait(120), alone.error_trace
+    together = [processes.submit(train_digits, session=s, seed=7) for s in ("b", "c")]
+    assert all(job.wait(120) for job in together)
+    expected = alone.drain()
+    assert len(expected) == 2
+    assert [job.drain() for job in together] == [expected, expected]
+
+
+def slow_sum(n: int, *, progress):
+    total = 0
+    for i in range(n):
+        total += i
+        progress((i + 1) / n, f"{i + 1} of {n}")
+        time.sleep(0.005)
+    return total
+
+
+def test_with_progress_reports_then_returns_and_stops_on_cancel(processes):
+    from engine.jobs import Progress, Result, with_progress
+
+    job = processes.submit(with_progress, session="a", work=slow_sum, n=20)
+    assert job.wait(60), job.error_trace
+    events = job.drain()
+    assert [e.fraction for e in events[:-1]] == [(i + 1) / 20 for i in range(20)]
+    assert events[-1] == Result(sum(range(20)))
+    long = processes.submit(with_progress, session="a", work=slow_sum, n=100_000)
+    while not long._events:
+        time.sleep(0.01)
+    long.cancel()
+    assert long.wait(2) and long.state == CANCELLED
+    assert not any(isinstance(e, Result) for e in long.drain())
+    assert isinstance(events[0], Progress)

@@ -143,3 +143,53 @@ def test_bad_input_names_the_rule(call, words):
     model = tiny_resnet()
     with pytest.raises(UserInputError, match=words):
         call(model, landscape.random_plane(model))
+
+
+def _path(model, steps=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    return [{k: v + 0.1 * t * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+             for k, v in base.items()} for t in range(steps)]
+
+
+def test_plane_view_random_is_the_random_plane_on_a_square_grid():
+    model = tiny_resnet()
+    view = landscape.plane_view(model, kind="random", span=0.5, resolution=5, seed=3)
+    np.testing.assert_allclose(view.xs, [-0.5, -0.25, 0.0, 0.25, 0.5])
+    np.testing.assert_array_equal(view.xs, view.ys)
+    expected = landscape.random_plane(model, seed=3)
+    for got, want in zip(view.plane.directions, expected.directions):
+        torch.testing.assert_close(got, want)
+    assert view.paths == {}
+    with pytest.raises(UserInputError, match="plane kind"):
+        landscape.plane_view(model, kind="hessian")
+
+
+def test_plane_view_pca_holds_the_training_path():
+    model = tiny_resnet()
+    path = _path(model)
+    view = landscape.plane_view(model, kind="pca", snapshots=path, resolution=7)
+    plane, (coords,) = landscape.pca_plane(model, [path])
+    np.testing.assert_allclose(view.paths["training path"], coords)
+    assert view.xs.min() < coords[:, 0].min() and view.xs.max() > coords[:, 0].max()
+    assert view.ys.min() < coords[:, 1].min() and view.ys.max() > coords[:, 1].max()
+    assert view.plane.explained == pytest.approx(plane.explained)
+
+
+def test_paths_view_puts_every_trajectory_on_one_plane_through_the_start():
+    model = tiny_resnet()
+    paths = {"a": _path(model, seed=0), "b": _path(model, seed=1)}
+    view = landscape.paths_view(model, paths, resolution=5)
+    assert list(view.paths) == ["a", "b"] and len(view.xs) == len(view.ys) == 5
+    np.testing.assert_allclose(view.paths["a"][0], [0.0, 0.0], atol=1e-5)  # centred on the shared start
+
+
+def test_line_view_interpolates_from_the_first_snapshot_or_falls_back_to_a_random_direction():
+    model = tiny_resnet()
+    path = _path(model, steps=3)
+    line = landscape.line_view(model, path, points=9)
+    assert line.from_init and line.xs[0] == -0.5 and line.xs[-1] == 1.5 and len(line.xs) == 9
+    torch.testing.assert_close(line.plane.origin, landscape.flatten_state(model, path[0]))
+    fallback = landscape.line_view(model, [], span=2.0, points=5, seed=1)
+    assert not fallback.from_init and fallback.plane.dims == 1
+    np.testing.assert_allclose(fallback.xs, [-2.0, -1.0, 0.0, 1.0, 2.0])

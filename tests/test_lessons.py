@@ -264,3 +264,73 @@ def test_lessons_page_float_numeric_question(tmp_path, monkeypatch):
     at.form_submit_button[0].click().run(timeout=30)
     assert not at.exception
     assert at.session_state["lessons.scores"]["01_floats"] == (2, 2)
+
+
+def test_order_key_sets_lecture_order_without_renaming_files(tmp_path):
+    from ui.lessons import lesson_index
+
+    for number, slug, order in [(1, "first", None), (2, "later", 30), (3, "slotted", 15)]:
+        front = GOOD_FRONT if order is None else GOOD_FRONT.replace('pages = []', f'order = {order}\npages = []')
+        _lesson_file(tmp_path, f"{number:02d}_{slug}.md", front)
+    index = lesson_index(tmp_path)
+    assert [lesson.slug for lesson in index] == ["01_first", "03_slotted", "02_later"]  # 10, 15, 30
+    assert [lesson.position for lesson in index] == [1, 2, 3]
+
+
+def test_shipped_lessons_have_distinct_orders():
+    orders = [lesson.order for lesson in LESSONS]
+    assert orders == sorted(set(orders))
+
+
+# ---- quiz option order ------------------------------------------------------------------------
+
+def _shown_order(at: AppTest, lesson) -> list[tuple[str, ...]]:
+    return [tuple(at.radio(key=f"lessons.{lesson.slug}.q{i}").options)
+            for i, q in enumerate(lesson.quiz) if q.kind == "choice"]
+
+
+def test_quiz_options_are_shuffled_per_learner_stable_within_a_session_and_graded_by_text():
+    lesson = next(lesson for lesson in LESSONS if sum(q.kind == "choice" for q in lesson.quiz) >= 2)
+    choice = [q for q in lesson.quiz if q.kind == "choice"]
+    positions = set()  # where the correct option of each question landed, over several learners
+    orders = []
+    for learner in range(6):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+        at.session_state["lessons.shuffle_seed"] = learner
+        at.run()
+        at.switch_page("app_pages/start/lessons.py")
+        at.query_params["lesson"] = lesson.slug
+        at.run(timeout=30)
+        shown = _shown_order(at, lesson)
+        assert [sorted(o) for o in shown] == [sorted(q.options) for q in choice]  # the same options, reordered
+        positions |= {order.index(q.options[q.answer]) for order, q in zip(shown, choice)}
+        orders.append(shown)
+        at.run(timeout=30)
+        assert _shown_order(at, lesson) == shown  # a rerun keeps this learner's order
+        _answer(at, lesson)  # picks each correct option by its text
+        at.run(timeout=30)
+        assert not at.exception and not at.error
+        assert at.session_state["lessons.scores"][lesson.slug] == (len(lesson.quiz), len(lesson.quiz))
+        assert _shown_order(at, lesson) == shown
+    assert len(set(map(tuple, orders))) > 1
+    longest = max(len(q.options) for q in choice)
+    assert 0 in positions and longest - 1 in positions  # the key is sometimes first, sometimes last
+
+
+def test_a_new_session_draws_its_own_option_order():
+    seeds = set()
+    for _ in range(3):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+        at.run()
+        at.switch_page("app_pages/start/lessons.py").run(timeout=30)
+        seeds.add(at.session_state["lessons.shuffle_seed"])
+    assert len(seeds) == 3
+
+
+def test_shown_options_is_a_fixed_permutation_per_seed_and_question():
+    from ui.lessons import Question, shown_options
+
+    question = Question("choice", "?", ("a", "b", "c", "d"), 1, 0.0, "")
+    assert sorted(shown_options(question, seed=3, where="q0")) == ["a", "b", "c", "d"]
+    assert shown_options(question, seed=3, where="q0") == shown_options(question, seed=3, where="q0")
+    assert len({tuple(shown_options(question, seed=s, where="q0")) for s in range(20)}) > 5

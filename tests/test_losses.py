@@ -42,9 +42,18 @@ def test_every_loss_is_differentiable_and_zero_gradient_free():
 
 
 def test_unknown_loss_and_option_raise():
-    with pytest.raises(UserInputError, match="loss must be one of"):
+    with pytest.raises(UserInputError, match="unknown loss 'focal'; choose one of: cross_entropy"):
         losses.build("focal")
     with pytest.raises(UserInputError, match="no option"):
         losses.build("mse", delta=2.0)
     with pytest.raises(UserInputError, match="label_smoothing"):
         losses.build("cross_entropy", label_smoothing=1.5)
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_every_loss_pickles_for_the_job_workers(name):
+    import pickle
+
+    loss = losses.build(name)
+    logits, y = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 2, 1, 2])
+    torch.testing.assert_close(pickle.loads(pickle.dumps(loss))(logits, y), loss(logits, y))

@@ -85,3 +85,26 @@ def test_lr_range_test_stops_when_the_loss_blows_up(model_and_data):
 def test_bad_input_names_the_rule(model_and_data, call, words):
     with pytest.raises(UserInputError, match=words):
         call(*model_and_data)
+
+
+def test_gradient_noise_summaries_follow_the_stored_draws(model_and_data):
+    model, x, y = model_and_data
+    noise = minibatch.gradient_noise(model, x, y, CE, batch_sizes=[2, 8, 32, 200], repeats=5)
+    assert noise.mini_batch_sizes == [2, 8, 32]
+    np.testing.assert_allclose(noise.mean_error(), [noise.relative_error[b].mean() for b in (2, 8, 32)])
+    # 1/√B through the smallest batch: B = 8 is 4 times B = 2, so its predicted error is half
+    np.testing.assert_allclose(noise.sqrt_law(), noise.mean_error()[0] * np.array([1.0, 0.5, 0.25]))
+    assert noise.mean_cosine() == pytest.approx({b: float(noise.cosine[b].mean()) for b in (2, 8, 32)})
+
+
+def test_schedule_curves_match_the_schedule_formulas():
+    steps, curves = minibatch.schedule_curves(total_steps=100, base_lr=0.5)
+    assert steps[0] == 0 and steps[-1] == 100 and len(steps) == 101  # fewer steps than points: every step
+    np.testing.assert_allclose(curves["constant"], 0.5)
+    np.testing.assert_allclose(curves["cosine"], 0.25 * (1 + np.cos(np.pi * steps / 100)), atol=1e-12)
+    assert curves["step"][49] == pytest.approx(0.5) and curves["step"][50] == pytest.approx(0.05)
+    assert curves["step"][75] == pytest.approx(0.005)
+    long_steps, _ = minibatch.schedule_curves(total_steps=10_000, base_lr=0.1, points=400)
+    assert len(long_steps) == 400 and long_steps[-1] == 10_000
+    with pytest.raises(UserInputError, match="positive learning rate"):
+        minibatch.schedule_curves(total_steps=10, base_lr=0.0)

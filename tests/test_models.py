@@ -106,10 +106,10 @@ def test_every_norm_builds(norm):
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    (dict(name="vgg99"), "model must be one of"),
+    (dict(name="vgg99"), "unknown model 'vgg99'; choose one of: linear, mlp, lenet5"),
     (dict(name="tinyvgg", colour="red"), "no option colour"),
     (dict(name="resnet_small", depth=9), r"6n\+2"),
-    (dict(name="tinyvgg", activation="swishy"), "activation must be one of"),
+    (dict(name="tinyvgg", activation="swishy"), "unknown activation 'swishy'; choose one of: sigmoid"),
     (dict(name="mlp", dropout=1.0), "dropout"),
     (dict(name="tinyvgg", image_size=2), "image_size"),
 ])

@@ -99,7 +99,7 @@ def test_grid_is_vectorized_and_rows_are_y():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda: optim2d.trajectory("nope", "sgd", lr=0.1), "surface must be one of"),
+    (lambda: optim2d.trajectory("nope", "sgd", lr=0.1), "unknown surface 'nope'; choose one of: quadratic"),
     (lambda: optim2d.trajectory("beale", "sgd", lr=-1.0), "learning rate"),
     (lambda: optim2d.trajectory("beale", "sgd", lr=0.1, steps=0), "steps must be"),
     (lambda: optim2d.grid("beale", resolution=1000), "resolution"),
@@ -114,3 +114,25 @@ def test_saddle_escape_needs_a_push():
     # Started exactly on the ridge y = 0, the gradient never gets a y component: stuck on the saddle.
     path = optim2d.trajectory("saddle", "sgd", lr=0.05, steps=300, start=(-2.0, 0.0))
     assert math.dist(path.positions[-1], (0.0, 0.0)) < 1e-6
+
+
+# Every setting the Optimizers-on-surfaces page's widgets allow, at their extremes and in between:
+# κ 1–1000, steps 10–1000, μ 0–0.99, η 1e-6–100 (a path may diverge, but it must end cleanly).
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.99])
+def test_every_widget_setting_gives_a_path_or_explains_why_not(optimizer, momentum):
+    for surface in optim2d.names():
+        for lr in (1e-6, 0.05, 100.0):
+            for condition in (1.0, 1000.0):
+                try:
+                    path = optim2d.trajectory(surface, optimizer, lr=lr, steps=10, momentum=momentum,
+                                              condition=condition)
+                except UserInputError as error:  # the only setting torch refuses: Nesterov without momentum
+                    assert optimizer == "nesterov" and momentum == 0.0, (surface, lr, condition, error)
+                    assert "Nesterov momentum needs a momentum μ > 0" in str(error)
+                    continue
+                assert optimizer != "nesterov" or momentum > 0
+                assert np.isfinite(path.positions).all() and np.isfinite(path.losses).all()
+                assert path.diverged or len(path.positions) == 11
+    with pytest.raises(UserInputError):
+        optim2d.trajectory("quadratic", optimizer, lr=0.1, steps=1001, momentum=momentum)

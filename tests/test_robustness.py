@@ -144,3 +144,39 @@ def test_attacks_on_a_gpu_model_take_and_return_cpu_images():
     assert adv.device == x.device and robustness.linf(adv, x) <= 0.05 + 1e-6
     assert robustness.pgd(model, x, 1, eps=0.05, steps=3).device == x.device
     assert robustness.occlusion_heatmap(model, x, 1, patch=4, stride=4).device.type == "cpu"
+
+
+def test_occlusion_window_is_a_fraction_of_the_side_with_half_stride():
+    assert robustness.occlusion_window(28, fraction=0.25) == (7, 3)
+    assert robustness.occlusion_window(224, fraction=0.5) == (112, 56)
+    assert robustness.occlusion_window(8, fraction=0.05) == (1, 1)  # never below one pixel
+    with pytest.raises(UserInputError, match="fraction"):
+        robustness.occlusion_window(28, fraction=0.0)
+
+
+def test_attack_returns_the_methods_image_and_its_perturbation():
+    model, x = _cnn(), _image()
+    fgsm = robustness.attack(model, x, 1, method="fgsm", eps=0.04)
+    torch.testing.assert_close(fgsm.adversarial, robustness.fgsm(model, x, 1, eps=0.04))
+    torch.testing.assert_close(fgsm.delta, fgsm.adversarial - x)
+    assert fgsm.linf == pytest.approx(float((fgsm.adversarial - x).abs().max()))
+    pgd = robustness.attack(model, x, 1, method="pgd", eps=0.04, steps=3, seed=2)
+    torch.testing.assert_close(pgd.adversarial, robustness.pgd(model, x, 1, eps=0.04, steps=3, seed=2))
+    with pytest.raises(UserInputError, match="attack must be one of fgsm, pgd"):
+        robustness.attack(model, x, 1, method="cw", eps=0.04)
+
+
+def test_eps_curve_reads_the_label_and_its_strongest_rival_off_fgsm_sweeps():
+    model, x = _cnn(), _image()
+    label = int(model(x).argmax())
+    curve = robustness.eps_curve(model, x, label, around=0.03, points=6)
+    assert curve.eps == pytest.approx([0.0, 0.012, 0.024, 0.036, 0.048, 0.06])  # 0 … 2 × 0.03
+    probabilities = robustness.fgsm_sweep(model, x, label, curve.eps)
+    assert curve.label_probability == pytest.approx(probabilities[:, label].tolist())
+    others = probabilities[-1].clone()
+    others[label] = -1
+    assert curve.rival == int(others.argmax()) != label
+    assert curve.rival_probability == pytest.approx(probabilities[:, curve.rival].tolist())
+    with torch.no_grad():
+        assert curve.label_probability[0] == pytest.approx(float(model(x).softmax(1)[0, label]), abs=1e-6)
+    assert robustness.eps_curve(model, x, label, around=0.0, points=3).eps == [0.0, 0.01, 0.02]  # at least 0.02

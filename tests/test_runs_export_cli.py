@@ -96,6 +96,28 @@ def test_cli_train_prints_epochs_then_json():
     assert summary["epochs"] == 3 and summary["test_acc"] > 0.8
 
 
+def test_cli_defaults_come_from_the_data_sets_recipe():
+    from engine.__main__ import _config, _parser
+    from engine.training.presets import preset
+
+    shapes = _config(_parser().parse_args(["train", "--data", "shapes"]))
+    assert {k: getattr(shapes, k) for k in preset("shapes").to_dict()} == preset("shapes").to_dict()
+    assert shapes.schedule == "one_cycle"
+    chosen = _config(_parser().parse_args(["train", "--data", "shapes", "--schedule", "constant", "--lr", "0.01"]))
+    assert (chosen.schedule, chosen.lr, chosen.epochs) == ("constant", 0.01, preset("shapes").epochs)
+
+
+def test_cli_trial_with_penalty_subsample_and_no_test():
+    result = _cli("train", "--data", "digits", "--model", "linear", "--optimizer", "sgd", "--lr", "0.1",
+                  "--epochs", "2", "--l1", "0.01", "--l2", "0.001", "--per-class", "30", "--no-test",
+                  "--lr-factor", "fc=2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["test_acc"] is None and summary["val_acc"] > 0.5
+    assert set(summary["terms"]) == {"data", "l2"} and summary["zero_fraction"] > 0
+    assert summary["config"]["evaluate_test"] is False and summary["config"]["lr_factors"] == {"fc": 2.0}
+
+
 def test_cli_lists_registries():
     assert "digits" in _cli("datasets").stdout
     listing = _cli("models").stdout
@@ -105,7 +127,9 @@ def test_cli_lists_registries():
 @pytest.mark.parametrize("args", [
     ("train", "--lr", "-1"), ("train", "--epochs", "0"), ("train", "--model", "vgg99"),
     ("train", "--data", "nope.zip"), ("train", "--optimizer", "lbfgs"), ("bogus",),
-    ("train", "--option", "depth"),
+    ("train", "--option", "depth"), ("train", "--l1-mode", "lasso"), ("train", "--lr-factor", "fc=abc"),
+    ("train", "--per-class", "0"), ("train", "--l2", "-1"), ("train", "--schedule", "warm"),
+    ("train", "--mixing", "mixup", "--loss", "mse"), ("train", "--freeze", "nope"), ("train", "--head", "logits=1"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(args):
     result = _cli(*args)

@@ -1,6 +1,6 @@
 """AppTests of the optimizer, landscape, losses and mini-batch pages: widgets fuzzed, buttons clicked."""
 
-from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
 
 
 def _specs(at) -> str:
@@ -25,16 +25,19 @@ def test_optimizers_page_deep_link_sets_surface_and_learning_rates():
 def test_landscape_page_trains_and_draws_line_plane_and_paths():
     at = run_page("app_pages/training/landscape.py", query_params={"res": "5", "n": "64"}, timeout=180)
     at.button(key="land.train.start").click().run(timeout=180)
+    finish_jobs(at)
     assert_no_exception(at, "after training the demo")
     specs = _specs(at)
     assert "accuracy" in specs and '"type":"contour"' in specs and '"type":"surface"' in specs
     at.radio(key="land.kind").set_value("pca").run(timeout=120)
+    finish_jobs(at)
     assert_no_exception(at, "PCA plane")
     assert "PC 1" in _specs(at)
-    refine = [b for b in at.button if b.key and b.key.endswith(".refine")]
+    refine = [b for b in at.button if b.key and b.key.endswith(".fine.start")]
     refine[0].click().run(timeout=120)
+    finish_jobs(at)
     assert_no_exception(at, "refine")
-    randomize_widgets(at, rounds=2, seed=1, timeout=180, skip_keys={"land.res", "land.images"})
+    randomize_widgets(at, rounds=2, seed=1, timeout=180, skip_keys={"land.res", "land.images", "land.depth"})
 
 
 def test_landscape_page_bad_url_values_warn_instead_of_crashing():
@@ -46,15 +49,16 @@ def test_losses_page_curves_and_random_widgets():
     at = run_page("app_pages/training/losses.py", query_params={"ep": "1"})
     specs = _specs(at)
     assert "Loss of one example" in specs and "Gradient dL" in specs and "label smoothing" in specs
-    randomize_widgets(at, rounds=3, seed=0, timeout=90, skip_keys={"loss.chosen"})
+    randomize_widgets(at, rounds=3, seed=0, timeout=120, skip_keys={"loss.chosen", "loss.epochs"})
 
 
 def test_losses_page_trains_two_losses():
     at = run_page("app_pages/training/losses.py", query_params={"ep": "1", "model": "linear"}, timeout=120)
     at.multiselect(key="loss.chosen").set_value(["cross_entropy", "multiclass_hinge"]).run()
     at.button(key="loss.train.start").click().run(timeout=120)
+    finish_jobs(at)
     assert_no_exception(at, "after training")
-    assert len(at.session_state["loss.runs"]) == 2 and "Accuracy" in _specs(at)
+    assert len(at.session_state["loss.train.runs"]) == 2 and "Accuracy" in _specs(at)
 
 
 def test_minibatch_page_noise_schedules_and_range_test():
@@ -62,6 +66,26 @@ def test_minibatch_page_noise_schedules_and_range_test():
     specs = _specs(at)
     assert "Error of the mini-batch gradient" in specs and "Cosine annealing" in specs
     at.button(key="mb.range.start").click().run(timeout=120)
+    finish_jobs(at)
     assert_no_exception(at, "range test")
     assert at.success and "falls fastest" in at.success[0].value
     randomize_widgets(at, rounds=2, seed=3, timeout=120, skip_keys={"mb.repeats", "mb.model"})
+
+
+def test_landscape_page_shows_one_run_in_two_sections():
+    """Pick one of the with/without-skips pair as "your run": its plane shows in both tabs, under distinct keys."""
+    at = run_page("app_pages/training/landscape.py", query_params={"res": "5", "n": "64", "depth": "8"}, timeout=180)
+    at.button(key="land.skip.start").click().run(timeout=180)
+    finish_jobs(at)
+    pair = [name for name in at.session_state["runs"] if "skips" in name]
+    assert len(pair) == 2, list(at.session_state["runs"])
+    at.selectbox(key="land.run").set_value(pair[0]).run(timeout=180)
+    finish_jobs(at)
+    assert_no_exception(at, "the same run in two sections")
+    refine = [b for b in at.button if b.key and b.key.endswith(".fine.start") and pair[0] in b.key]
+    assert len(refine) == 2  # one grid, two sections: each with its own button
+    refine[0].click().run(timeout=180)
+    finish_jobs(at)
+    assert_no_exception(at, "refined in one section")
+    left = [b.key for b in at.button if b.key and b.key.endswith(".fine.start") and pair[0] in b.key]
+    assert left == [refine[1].key]  # the refined section shows its fine grid; the other keeps its button

@@ -261,3 +261,25 @@ def test_runs_table_has_one_row_per_run():
     layers = summary_table([LayerSummary("fc", "Linear", (2,), 10, 8), LayerSummary("act", "ReLU", (2,), 0, 0)])
     assert list(layers["layer"]) == ["fc", "act", "total"]
     assert layers.iloc[-1]["parameters"] == 10 and layers.iloc[-1]["MACs"] == 8
+
+
+def test_position_similarity_and_head_maps_lay_out_one_tile_per_patch_and_per_head():
+    from ui.figures import attention
+
+    g = 3
+    similarity = np.arange(g**4, dtype=float).reshape(g * g, g, g)  # (P, g, g)
+    fig = attention.position_similarity(similarity)
+    assert len(fig.data) == g * g
+    np.testing.assert_array_equal(fig.data[g + 2].z, similarity[g + 2])  # tile (1, 2) is patch 1·g + 2
+    heads = attention.head_maps(np.zeros((2, 4, g, g)), title="t")
+    assert len(heads.data) == 8
+    assert {a.text for a in heads.layout.annotations} >= {"layer 1", "layer 2", "head 1", "head 4"}
+
+
+def test_enlarged_map_repeats_whole_pixels():
+    from ui.figures.inside import enlarged_map, viridis
+
+    values = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    big = enlarged_map(values, 9)
+    assert big.shape == (8, 8, 3)  # 9 // 2 = 4 pixels per cell
+    np.testing.assert_array_equal(big[::4, ::4], viridis(values))

@@ -3,7 +3,7 @@
 import pytest
 
 from ui.topics import page_file_for
-from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +55,12 @@ def test_vit_inside_page_survives_random_widgets(vit_run, digits):
 
 
 def test_cnn_vs_vit_page_compares_costs_and_survives_random_widgets():
-    at = run_page("app_pages/transformers/cnn_vs_vit.py", timeout=90)
+    small = {"ep": "1", "w": "16", "depth": "1", "fr": "0.05"}  # what the pressed buttons train stays quick
+    at = run_page("app_pages/transformers/cnn_vs_vit.py", query_params=small, timeout=90)
     assert not at.error, [e.value for e in at.error]
     assert at.dataframe or at.table, "no cost comparison shown"
-    randomize_widgets(at, rounds=2, seed=2, timeout=90)
+    randomize_widgets(at, rounds=2, seed=2, timeout=180, skip_keys={"cvv.epochs", "cvv.fractions", "cvv.width",
+                                                                     "cvv.depth", "global.seed"})
     assert_no_exception(at)
 
 
@@ -66,6 +68,7 @@ def test_cnn_vs_vit_data_size_experiment_runs_and_is_cached():
     # 5 % of digits is 63 images, fewer than the batch size of 64: the experiment must shrink the batch.
     at = run_page("app_pages/transformers/cnn_vs_vit.py", query_params={"fr": "0.05", "ep": "1", "w": "16"}, timeout=120)
     at.button(key="cvv.data_run").click().run(timeout=120)
+    finish_jobs(at)
     assert_no_exception(at)
     cached = at.session_state["cvv.data_results"]
     assert cached and all(len(points) == 1 for points in next(iter(cached.values())).values())
@@ -88,5 +91,29 @@ def test_train_lab_accepts_vit_tiny():
     assert not at.error
     assert at.select_slider(key="train.heads").value == 2
     at.button(key="train.start").click().run()
+    finish_jobs(at)
     assert not at.exception and not at.error
     assert any(m.label == "Test accuracy" for m in at.metric)
+
+
+def test_cnn_vs_vit_keeps_finished_points_and_plans_only_new_ones():
+    at = run_page("app_pages/transformers/cnn_vs_vit.py", query_params={"fr": "0.05", "ep": "1", "w": "16"}, timeout=120)
+    at.button(key="cvv.data_run").click().run(timeout=120)
+    finish_jobs(at)
+    assert_no_exception(at)
+    at.run(timeout=120)
+    assert at.button(key="cvv.data_run").disabled  # every chosen point is done
+    at.multiselect(key="cvv.fractions").select(0.1).run(timeout=120)
+    assert any("2 trainings to run" in c.value for c in at.caption), [c.value for c in at.caption]
+    points = next(iter(at.session_state["cvv.data_results"].values()))
+    assert all(len(p) == 1 for p in points.values())  # the 5 % points are still there
+
+
+def test_cnn_vs_vit_refuses_an_experiment_over_the_time_limit():
+    from engine.limits import MAX_TRAIN_SECONDS
+
+    # All 8,400 shapes, the largest ViT and 50 epochs: about ten times the limit on a laptop CPU.
+    query = {"data": "shapes", "w": "64", "depth": "6", "ep": "50", "fr": "0.1,0.25,0.5,1.0"}
+    at = run_page("app_pages/transformers/cnn_vs_vit.py", query_params=query, timeout=180)
+    assert any(f"over the {MAX_TRAIN_SECONDS} s limit" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.button(key="cvv.data_run").disabled

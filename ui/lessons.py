@@ -5,6 +5,7 @@ A lesson file starts with TOML front matter between two `+++` lines:
     +++
     title = "From pixels to a trained CNN"
     summary = "One line for the index."
+    order = 10                          # place in lecture order (the NN in the file name never changes)
     pages = ["app_pages/start/train_lab.py"]      # topic pages that show a link to this lesson
 
     [[quiz]]
@@ -28,9 +29,11 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import re
+import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -44,11 +47,12 @@ LESSONS_PAGE = "app_pages/start/lessons.py"
 SCORES_KEY = "lessons.scores"  # {slug: (correct, total)}
 RESULTS_KEY = "lessons.results"  # {slug: [bool per question]} of the last check
 ANSWERS_KEY = "lessons.answers"  # {slug: {widget key: answer}} of the last check
+SHUFFLE_KEY = "lessons.shuffle_seed"  # this learner's order of the options: a new session, a new order
 
 _FENCE = "+++"
 _FILE_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.md$")
 _APP_LINK_RE = re.compile(r"^\s*(?:[-*]\s+)?\[(?P<label>[^\]]+)\]\(/(?P<path>[a-z0-9_]+)(?:\?(?P<query>[^)\s]*))?\)\s*$")
-_LESSON_KEYS = {"title", "summary", "pages", "quiz"}
+_LESSON_KEYS = {"title", "summary", "order", "pages", "quiz"}
 _QUESTION_KEYS = {"kind", "prompt", "options", "answer", "tolerance", "explanation"}
 
 
@@ -73,13 +77,15 @@ class Question:
 @dataclass(frozen=True)
 class Lesson:
     number: int
-    slug: str  # the file stem, "01_pixels_to_cnn": the ?lesson= value
+    slug: str  # the file stem, "01_pixels_to_cnn": the ?lesson= value (never changes: links use it)
+    order: float  # the place in lecture order (default 10 × NN); new lessons slot in between
     title: str
     summary: str
     pages: tuple[str, ...]
     quiz: tuple[Question, ...]
     body: str
     path: Path
+    position: int = 0  # 1, 2, 3… in the index: the number a learner sees
 
     def __repr__(self) -> str:
         return f"Lesson({self.slug!r}, {self.title!r}, {len(self.quiz)} questions)"
@@ -163,13 +169,16 @@ def parse_lesson(path: Path) -> Lesson:
     if not isinstance(pages, list) or not all(
             isinstance(p, str) and p.startswith("app_pages/") and p.endswith(".py") for p in pages):
         raise _fail(path, f"pages must be a list of 'app_pages/<group>/<name>.py' strings, got {pages!r}")
+    order = meta.get("order", 10 * int(match.group(1)))
+    if isinstance(order, bool) or not isinstance(order, (int, float)) or not math.isfinite(order):
+        raise _fail(path, f"order must be a number (the lesson's place in lecture order), got {order!r}")
     quiz = meta.get("quiz", [])
     if not isinstance(quiz, list):
         raise _fail(path, f"quiz must be an array of tables ([[quiz]]), got {quiz!r}")
     if not body.strip():
         raise _fail(path, "the markdown body after the front matter is empty")
     return Lesson(
-        number=int(match.group(1)), slug=path.stem,
+        number=int(match.group(1)), slug=path.stem, order=float(order),
         title=_text(path, "", meta, "title"), summary=_text(path, "", meta, "summary"),
         pages=tuple(pages), quiz=tuple(_parse_question(path, i, q) for i, q in enumerate(quiz)),
         body=body, path=path)
@@ -178,11 +187,16 @@ def parse_lesson(path: Path) -> Lesson:
 @functools.lru_cache(maxsize=8)
 def _cached_index(folder: str, stamps: tuple[tuple[str, int, int], ...]) -> tuple[Lesson, ...]:
     lessons = sorted((parse_lesson(Path(folder) / name) for name, _, _ in stamps),
-                     key=lambda lesson: (lesson.number, lesson.slug))
+                     key=lambda lesson: (lesson.order, lesson.slug))
     for before, after in zip(lessons, lessons[1:]):
-        if before.number == after.number:
-            raise ValueError(f"lessons {before.path.name} and {after.path.name} share number "
-                             f"{before.number:02d}; each lesson needs its own NN")
+        if before.order == after.order:
+            raise ValueError(f"lessons {before.path.name} and {after.path.name} share order "
+                             f"{before.order:g}; each lesson needs its own place")
+    lessons = [replace(lesson, position=i) for i, lesson in enumerate(lessons, start=1)]
+    numbers = sorted(lesson.number for lesson in lessons)
+    for before, after in zip(numbers, numbers[1:]):
+        if before == after:
+            raise ValueError(f"two lessons share the number {before:02d}; each lesson file needs its own NN")
     return tuple(lessons)
 
 
@@ -273,6 +287,23 @@ def _answer_key(lesson: Lesson, i: int) -> str:
     return f"lessons.{lesson.slug}.q{i}"
 
 
+def shown_options(question: Question, *, seed: int, where: str) -> list[str]:
+    """A choice question's options in the order one learner sees them: shuffled by their session's seed.
+
+    Files list the correct option anywhere (often in the middle); a fixed order would teach its place.
+    Answers are graded by the option's text, so the order never changes the key.
+    """
+    options = list(question.options)
+    random.Random(f"{seed}|{where}").shuffle(options)
+    return options
+
+
+def _shuffle_seed() -> int:
+    if SHUFFLE_KEY not in st.session_state:
+        st.session_state[SHUFFLE_KEY] = secrets.randbits(32)
+    return st.session_state[SHUFFLE_KEY]
+
+
 def _is_integer_question(question: Question) -> bool:
     return float(question.answer).is_integer() and float(question.tolerance).is_integer()
 
@@ -294,7 +325,8 @@ def quiz_ui(lesson: Lesson) -> None:
         for i, question in enumerate(lesson.quiz):
             label = f"**{i + 1}.** {question.prompt}"
             if question.kind == "choice":
-                st.radio(label, question.options, index=None, key=_answer_key(lesson, i))
+                st.radio(label, shown_options(question, seed=_shuffle_seed(), where=_answer_key(lesson, i)),
+                         index=None, key=_answer_key(lesson, i))
             elif _is_integer_question(question):
                 st.number_input(label, value=None, step=1, key=_answer_key(lesson, i),
                                 placeholder="a whole number")
@@ -317,7 +349,7 @@ def quiz_ui(lesson: Lesson) -> None:
 
 def render_lesson(lesson: Lesson) -> None:
     """The lesson's title and summary, its body (maths; lone in-app links as page links) and its quiz."""
-    st.header(f"{lesson.number}. {lesson.title}")
+    st.header(f"{lesson.position}. {lesson.title}")
     st.caption(lesson.summary)
     _body_ui(lesson.body)
     quiz_ui(lesson)

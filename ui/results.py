@@ -1,4 +1,5 @@
-"""What a finished Run did: headline metrics, errors, layer table, templates, downloads, "Try it", run table.
+"""What a finished Run did: headline metrics, errors, layer table, templates, downloads, "Try it", run table,
+the top-k bars of one prediction, and "train these now and remember them" for the pages that train on the spot.
 
 Draws with Streamlit; all maths comes from the engine (`metrics`, `train.predict`, `models.summary`,
 `export`). A user's model is theirs, so its evaluation is kept in `st.session_state`, never in a
@@ -25,6 +26,8 @@ from engine.training.trainer import predict
 from ui.figures import train as figures
 from ui.images import signed_colour, signed_to_rgb, to_display
 from ui.sidebar import presenter_mode
+from ui.state import runs as stored_runs
+from ui.train_panel import Job, train_panel_ui
 from ui.uploads import drawing_ui, image_upload_ui
 
 EVALUATIONS_KEY = "results.evaluations"
@@ -224,7 +227,6 @@ def prediction_ui(run: Run, image: Tensor, *, truth: str | None = None, key: str
         st.error(str(error))
         return
     probabilities = predict(run.model, x)[0]
-    pairs = [(run.class_names[i], p) for i, p in top_k(probabilities, TOP_K)]
     left, right = st.columns([1, 2])
     with left:
         st.image(to_display(x[0], upscale_to=INPUT_PX),
@@ -240,10 +242,31 @@ def prediction_ui(run: Run, image: Tensor, *, truth: str | None = None, key: str
         if notes:
             st.caption(" ".join(notes))
     with right:
-        st.plotly_chart(figures.top_k_bars(pairs, presenter=presenter_mode()), key=f"{key}.top_k")
+        best = top_k_ui(run.class_names, probabilities, key=f"{key}.top_k")
         if truth is not None:
-            verdict = "right" if pairs[0][0] == truth else "wrong"
+            verdict = "right" if best == truth else "wrong"
             st.caption(f"True class: **{truth}** — the model's top guess is {verdict}.")
+
+
+def top_k_ui(class_names: list[str], probabilities: Tensor, *, k: int = TOP_K, key: str) -> str:
+    """The k most likely classes of one example's (K,) probabilities as bars; returns the top class name."""
+    pairs = [(class_names[i], p) for i, p in top_k(probabilities, k)]
+    st.plotly_chart(figures.top_k_bars(pairs, presenter=presenter_mode()), key=key)
+    return pairs[0][0]
+
+
+# ---------------------------------------------------------------- trained_runs_ui
+def trained_runs_ui(jobs: list[Job], *, key: str, label: str = "Train") -> dict[str, Run]:
+    """The Train button for `jobs`; returns the Runs of its last press, remembered across reruns (name → Run).
+
+    Runs live in the session's Run store (ui.state), so other pages can pick them too; a run the
+    user removed from the store is no longer returned.
+    """
+    trained = train_panel_ui(jobs, key=key, label=label)
+    if trained:
+        st.session_state[f"{key}.runs"] = trained
+    store = stored_runs()
+    return {name: store[name] for name in st.session_state.get(f"{key}.runs", []) if name in store}
 
 
 # ---------------------------------------------------------------- runs_table_ui

@@ -1,4 +1,4 @@
-"""The shared sidebar: seed, presenter mode and the compute device."""
+"""The shared sidebar: seed, presenter mode, the compute device and the server's job slots."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def sidebar_ui():
 def device_ui(slot) -> None:
     """Name the compute device. Imports torch, so it runs after the page (home paints without it)."""
     from engine.device import configure_threads, describe, pick_device
+    from engine.jobs import runner
 
     configure_threads()
-    slot.caption(f"Computing on: **{describe(pick_device())}**")
+    slot.caption(f"Computing on: **{describe(pick_device())}** · Jobs: {runner().status()}",
+                 help="Training and other long work queue for a free slot of this server; "
+                      "each session gets its turn.")

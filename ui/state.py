@@ -44,7 +44,10 @@ def run_dataset(name: str):
     return st.session_state.get("run_datasets", {}).get(name)
 
 
-# ---- URL state -----------------------------------------------------------------------------
+# ---- URL state and the page frame ---------------------------------------------------------
+KEPT_KEY = "state.kept"  # {widget key: last value}: a plain session key, which Streamlit never drops
+
+
 @dataclass(frozen=True)
 class UrlField:
     """A control whose value round-trips through `?param=value` under a short name."""
@@ -76,14 +79,36 @@ def flag(key: str, param: str, default: bool) -> UrlField:
     return UrlField(key, param, default, _parse_bool)
 
 
-def init_from_url(fields: list[UrlField], presets: Mapping[str, dict] | None = None) -> list[str]:
-    """Give each control its first value: preset, then URL, then default. Returns problems to show.
+def items(key: str, param: str, default: list, options: list, *, kind: type = str,
+          most: int | None = None) -> UrlField:
+    """A multiselect's list, in the URL as `?param=a,b,c`; every item one of `options`, at most `most`."""
+    def parse(text: str) -> list:
+        return [kind(item) for item in text.split(",") if item.strip()]
 
-    Runs once per widget key (later reruns keep what the user set). A `?preset=name` sets
-    several controls at once; single parameters in the URL override the preset.
+    return UrlField(key, param, list(default), parse,
+                    lambda v: all(item in options for item in v) and (most is None or len(v) <= most))
+
+
+def _url_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def init_from_url(fields: list[UrlField], presets: Mapping[str, dict] | None = None) -> list[str]:
+    """Give each control its value for this run: preset, then URL, then the kept value, then default.
+
+    Streamlit drops the state of a widget that was not drawn in a run, and a widget drawn again
+    shows its own default unless its value was set in that very run. So every run re-sets each
+    control that still has a value (the browser then shows the user's value, not the minimum),
+    and one that lost its value gets back the copy kept under a plain session key. A
+    `?preset=name` sets several controls at once; single parameters in the URL override it.
     """
     problems: list[str] = []
     params = st.query_params
+    kept = st.session_state.setdefault(KEPT_KEY, {})
     preset_name = params.get("preset")
     preset: dict = {}
     if preset_name and presets is not None:
@@ -93,8 +118,9 @@ def init_from_url(fields: list[UrlField], presets: Mapping[str, dict] | None = N
             problems.append(f"Unknown preset {preset_name!r}; presets are {', '.join(presets)}.")
     for field in fields:
         if field.key in st.session_state and not preset_name:
+            st.session_state[field.key] = st.session_state[field.key]
             continue
-        value = preset.get(field.param, field.default)
+        value = preset.get(field.param, field.default) if preset_name else kept.get(field.key, field.default)
         raw = params.get(field.param)
         if raw is not None:
             try:
@@ -111,10 +137,13 @@ def init_from_url(fields: list[UrlField], presets: Mapping[str, dict] | None = N
 
 
 def write_to_url(fields: list[UrlField]) -> None:
-    """Mirror the controls that differ from their defaults into the address bar, for sharing."""
+    """Mirror the controls that differ from their defaults into the address bar, for sharing, and keep them."""
+    kept = st.session_state.setdefault(KEPT_KEY, {})
     for field in fields:
         value = st.session_state.get(field.key, field.default)
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if field.key in st.session_state:
+            kept[field.key] = value
+        text = _url_text(value)
         if value == field.default:
             if field.param in st.query_params:
                 del st.query_params[field.param]
@@ -129,10 +158,15 @@ def show_problems(problems: list[str]) -> None:
 
 @contextmanager
 def url_state(fields: list[UrlField], presets: Mapping[str, dict] | None = None):
-    """Around a page's body: controls start from the URL, a UserInputError becomes st.error, the URL follows."""
+    """The page frame, around a page's whole body (its last statement): controls start from the URL or the
+    user's kept values; a UserInputError shows as st.error and ends the page there; the URL follows.
+
+    Not st.stop(): that would also end app.py, which draws the sidebar's device line after the page.
+    """
     show_problems(init_from_url(fields, presets))
     try:
         yield
     except UserInputError as error:
         st.error(str(error))
-    write_to_url(fields)
+    finally:
+        write_to_url(fields)

@@ -15,10 +15,11 @@ from engine.data import augment
 from engine.training import losses
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
-from engine.training.optimizers import OPTIMIZERS, SCHEDULES
+from engine.training.optimizers import optimizer_info, optimizer_names, schedule_info, schedule_names
+from engine.training.presets import preset
 from engine.training.trainer import TrainConfig
 from ui.sidebar import seed
-from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url, UrlField
+from ui.state import UrlField, choice, flag, number
 from ui.uploads import zip_upload_ui
 
 UPLOAD = "upload"  # the data-set choice meaning "my own zip of class folders"
@@ -30,20 +31,36 @@ VIT_DEPTHS = [1, 2, 3, 4, 6, 8]
 VIT_HEADS = [1, 2, 4, 8]
 PATCH_SIZES = [0, 1, 2, 4, 5, 7, 8]  # 0 = automatic: at most 8×8 patches
 
+# A data set's recipe (engine.training.presets) as the controls' session keys and URL parameters.
+RECIPE_CONTROLS = {"model": ("train.model", "model"), "optimizer": ("train.optimizer", "opt"),
+                   "lr": ("train.lr", "lr"), "batch_size": ("train.batch_size", "bs"),
+                   "epochs": ("train.epochs", "ep"), "schedule": ("train.schedule", "sched")}
+DEFAULT = preset("digits")  # the default data set's recipe
+
+
+def _recipe(name: str) -> dict:
+    """URL parameters that set data set `name` with its recipe."""
+    return {"data": name, **{RECIPE_CONTROLS[k][1]: v for k, v in preset(name).to_dict().items()}}
+
+
+def _apply_recipe() -> None:
+    """On a new data set, its recipe: e.g. shapes' warm-up, without which Adam kills every ReLU."""
+    for field_name, value in preset(st.session_state["train.data"]).to_dict().items():
+        st.session_state[RECIPE_CONTROLS[field_name][0]] = value
+
+
 PRESETS: dict[str, dict] = {
     "linear_digits": {"data": "digits", "model": "linear", "opt": "sgd", "lr": 0.1, "ep": 15, "bs": 64},
     "mlp_digits": {"data": "digits", "model": "mlp", "hidden": "100", "opt": "adam", "lr": 0.003, "ep": 15},
-    # Chosen in benchmarks/accuracy_time.py: ≥ 98 % test accuracy on seeds 0–2 (digits in ~2 s, shapes ~11 s).
-    "cnn_digits": {"data": "digits", "model": "tinyvgg", "opt": "adam", "lr": 0.005, "ep": 20, "bs": 32},
-    "cnn_shapes": {"data": "shapes", "model": "tinyvgg", "opt": "adam", "lr": 0.005, "ep": 8, "bs": 64,
-                   "sched": "one_cycle"},
+    "cnn_digits": _recipe("digits"),
+    "cnn_shapes": _recipe("shapes"),
     "lr_too_high": {"data": "digits", "model": "mlp", "hidden": "100", "opt": "sgd", "lr": 10.0, "ep": 5},
 }
 
 FIELDS: list[UrlField] = [
     choice("train.data", "data", "digits", data.names() + [UPLOAD]),
     UrlField("train.size", "size", NATIVE, int, lambda v: v in IMAGE_SIZES),
-    choice("train.model", "model", "tinyvgg", models.names()),
+    choice("train.model", "model", DEFAULT.model, models.names()),
     choice("train.activation", "act", "relu", models.activation_names()),
     choice("train.norm", "norm", "none", models.norm_names()),
     number("train.dropout", "drop", 0.0, 0.0, 0.9),
@@ -59,13 +76,13 @@ FIELDS: list[UrlField] = [
     choice("train.init", "init", "default", models.init_names()),
     choice("train.loss", "loss", "cross_entropy", losses.names()),
     number("train.smoothing", "ls", 0.0, 0.0, 0.5),
-    choice("train.optimizer", "opt", "adam", list(OPTIMIZERS)),
-    number("train.lr", "lr", 0.005, 1e-6, 100.0),
+    choice("train.optimizer", "opt", DEFAULT.optimizer, optimizer_names()),
+    number("train.lr", "lr", DEFAULT.lr, 1e-6, 100.0),
     number("train.momentum", "mom", 0.9, 0.0, 0.99),
     number("train.weight_decay", "wd", 0.0, 0.0, 1.0),
-    number("train.batch_size", "bs", 32, 1, 4096, int),
-    number("train.epochs", "ep", 20, 1, 200, int),
-    choice("train.schedule", "sched", "constant", list(SCHEDULES)),
+    number("train.batch_size", "bs", DEFAULT.batch_size, 1, 4096, int),
+    number("train.epochs", "ep", DEFAULT.epochs, 1, 200, int),
+    choice("train.schedule", "sched", DEFAULT.schedule, schedule_names()),
     number("train.patience", "pat", 0, 0, 50, int),
     choice("train.augmentation", "aug", "none", augment.names()),
 ]
@@ -103,7 +120,7 @@ def dataset_ui() -> Dataset | None:
     names = data.names() + [UPLOAD]
     label = {n: data.info(n).title for n in data.names()} | {UPLOAD: "My own images (zip)"}
     left, right = st.columns([3, 1])
-    name = left.selectbox("Data set", names, key="train.data", format_func=label.get,
+    name = left.selectbox("Data set", names, key="train.data", format_func=label.get, on_change=_apply_recipe,
                           help="Bundled sets work offline; MNIST, Fashion-MNIST and CIFAR-10 download once.")
     size = right.selectbox("Image size", IMAGE_SIZES, key="train.size",
                            format_func=lambda s: "native" if s == NATIVE else f"{s}×{s}",
@@ -174,7 +191,13 @@ def model_ui() -> tuple[str, dict, str]:
     return name, options, init
 
 
-def optimization_ui() -> dict:
+def optimization_ui(train_images: int) -> dict:
+    """Loss, optimizer and schedule; the batch size at most the `train_images` there are."""
+    batch_key = "train.batch_size"
+    if st.session_state.get(batch_key, 0) > train_images:
+        st.warning(f"Batch size {st.session_state[batch_key]} is more than the {train_images} training images: "
+                   f"using {train_images}.")
+        st.session_state[batch_key] = train_images
     left, right = st.columns(2)
     with left:
         loss = st.selectbox("Loss", losses.names(), key="train.loss", format_func=lambda n: losses.info(n).title,
@@ -184,18 +207,18 @@ def optimization_ui() -> dict:
                                help="Aim for 1−ε on the true class instead of 1.")
                      if loss == "cross_entropy" else 0.0)
         epochs = st.number_input("Epochs", 1, 200, key="train.epochs", help="Passes over the training set.")
-        batch = st.number_input("Batch size", 1, 4096, key="train.batch_size",
-                                help="Images per gradient step.")
-        schedule = st.selectbox("LR schedule", list(SCHEDULES), key="train.schedule",
-                                format_func=lambda n: SCHEDULES[n][0], help="How the learning rate changes.")
+        batch = st.number_input("Batch size", 1, min(4096, train_images), key=batch_key,
+                                help="Images per gradient step (at most the training images).")
+        schedule = st.selectbox("LR schedule", schedule_names(), key="train.schedule",
+                                format_func=lambda n: schedule_info(n).title, help="How the learning rate changes.")
     with right:
-        optimizer = st.selectbox("Optimizer", list(OPTIMIZERS), key="train.optimizer",
-                                 format_func=lambda n: OPTIMIZERS[n][0], help="How gradients become steps.")
-        st.latex(OPTIMIZERS[optimizer][1])
+        optimizer = st.selectbox("Optimizer", optimizer_names(), key="train.optimizer",
+                                 format_func=lambda n: optimizer_info(n).title, help="How gradients become steps.")
+        st.latex(optimizer_info(optimizer).rule)
         lr = st.number_input("Learning rate η", min_value=0.0, max_value=100.0, format="%.4g", key="train.lr",
                              help="Step size. Too small: slow. Too large: the loss explodes.")
         momentum = (st.slider("Momentum μ", 0.0, 0.99, step=0.01, key="train.momentum",
-                              help="How much of the last step carries over.")
+                              help="How much of the last step carries over. Nesterov needs μ > 0.")
                     if optimizer in ("momentum", "nesterov") else 0.9)
         weight_decay = st.number_input("Weight decay λ", 0.0, 1.0, step=1e-4, format="%.4g",
                                        key="train.weight_decay", help="L2 penalty pulling weights to 0.")
@@ -211,20 +234,18 @@ def optimization_ui() -> dict:
 
 
 def train_config_ui() -> tuple[TrainConfig, Dataset] | None:
-    """All the Train Lab controls; None (with the reason shown) when no valid set-up exists yet."""
-    show_problems(init_from_url(FIELDS, PRESETS))
+    """All the Train Lab controls (inside the page frame of FIELDS and PRESETS); None, with the reason
+    shown, when no valid set-up exists yet — the results and runs below stay usable."""
     dataset = dataset_ui()
     if dataset is None:
         return None
     try:
         name, options, init = model_ui()
         config = TrainConfig(data=dataset.name, image_size=dataset.image_size, model=name,
-                             model_options=options, init=init, seed=seed(), **optimization_ui())
+                             model_options=options, init=init, seed=seed(), **optimization_ui(len(dataset.train)))
         models.build(name, in_channels=dataset.channels, num_classes=len(dataset.class_names),
                      image_size=dataset.image_size, **options)  # checks the options now, not at Train
     except UserInputError as error:
         st.error(str(error))
         return None
-    finally:
-        write_to_url(FIELDS)
     return config, dataset

@@ -1,33 +1,48 @@
 """Train one or several configurations with a time estimate, progress, live curves and Cancel.
 
-Several jobs are interleaved epoch by epoch so their curves grow together. Each Run is stored
-after every epoch, so Cancel (which reruns the script and ends the loop) keeps all finished epochs.
+Training is one job of the engine's job runner (ui/jobs.py, engine.training.interleaved), so the
+page stays usable while it waits for a slot or runs. The job trains its configurations one epoch of
+each in turn, so their curves grow together, and hands back a snapshot of each Run after every
+epoch, which is stored at once: Cancel keeps every finished epoch.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
+from engine.jobs import Job as RunnerJob
 from engine.limits import MAX_TRAIN_SECONDS
-from engine.training.trainer import BatchEnd, Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer
+from engine.training.interleaved import train_interleaved
+from engine.training.trainer import BatchEnd, Diverged, Stopped, TrainConfig, Trainer, Warned
+from ui import jobs
 from ui.figures.train import learning_curves
 from ui.sidebar import presenter_mode
 from ui.state import runs, store_run, unique_run_name
 
-REDRAW_SECONDS = 0.25  # progress redraws at most this often: drawing costs more than a small batch
-
 
 @dataclass
 class Job:
+    """One configuration to train: the Run's name, the config and the data set."""
+
     name: str
     config: TrainConfig
     dataset: Dataset
+
+
+@dataclass
+class _Live:
+    """What the panel knows about its training job between polls."""
+
+    datasets: dict[str, Dataset]  # run name -> its data set
+    done_steps: dict[str, int] = field(default_factory=dict)
+    total_steps: dict[str, int] = field(default_factory=dict)
+    text: str = "Waiting for a free slot…"
+    messages: list[tuple[str, str]] = field(default_factory=list)  # ("error" | "info" | "warning", text)
 
 
 def _estimate(job: Job) -> float:
@@ -45,15 +60,6 @@ def _format_seconds(seconds: float) -> str:
     return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 
-def _mark_cancelled(key: str) -> None:
-    """A Cancel click reran the script mid-loop: say so on the runs that were cut short."""
-    for name in st.session_state.pop(f"{key}.active", []):
-        run = runs().get(name)
-        if run is not None and run.history.test_acc is None:
-            run.history.stopped_reason = "cancelled"
-    st.info("Training cancelled. Every finished epoch is kept: the runs below stop where you cancelled.")
-
-
 def curves_ui(histories: dict, *, key: str) -> None:
     """Loss and accuracy curves side by side, one colour per run."""
     left, right = st.columns(2)
@@ -62,69 +68,69 @@ def curves_ui(histories: dict, *, key: str) -> None:
         column.plotly_chart(figure, width="stretch", key=f"{key}.{metric}")
 
 
-def _draw_curves(slot, histories: dict) -> None:
-    with slot.container():
-        curves_ui(histories, key=f"live.{time.monotonic_ns()}")  # a fresh key per redraw of the slot
+def _live_ui(key: str, job: RunnerJob, events: list) -> None:
+    """Store what arrived, then draw progress, the curves so far and any messages."""
+    live: _Live = st.session_state[f"{key}.live"]
+    for name, event, run in events:
+        if isinstance(event, BatchEnd):
+            live.done_steps[name], live.total_steps[name] = event.step, event.total_steps
+            live.text = f"{name}: epoch {event.epoch}, loss {event.loss:.3f}"
+            continue
+        store_run(run, live.datasets[name])
+        if isinstance(event, Diverged):
+            live.messages.append(("error", f"**{name}**: {event.message} The run keeps its last good weights."))
+        elif isinstance(event, Stopped) and event.reason != "cancelled":
+            live.messages.append(("info", f"**{name}**: stopped — {event.reason}."))
+        elif isinstance(event, Warned):
+            live.messages.append(("warning", f"**{name}**: {event.message}."))
+    if job.finished_state:
+        st.session_state[f"{key}.ended"] = list(live.datasets)
+        return
+    expected = sum(live.total_steps.values()) * len(live.datasets) / max(1, len(live.total_steps))
+    st.progress(min(1.0, sum(live.done_steps.values()) / max(1, expected)), text=live.text)
+    histories = {n: runs()[n].history for n in live.datasets if n in runs()}
+    if histories:
+        curves_ui(histories, key=f"{key}.live")
+    _messages_ui(live)
 
 
-def train_panel_ui(jobs: list[Job], *, key: str = "train", label: str = "Train") -> list[str]:
-    """Draw the Train button and, when clicked, train `jobs`; returns the names of the Runs trained now."""
-    if st.session_state.get(f"{key}.cancel"):
-        _mark_cancelled(key)
+def _messages_ui(live: _Live) -> None:
+    for kind, message in live.messages:
+        getattr(st, kind)(message)
+
+
+def _start(jobs_to_train: list[Job], key: str, estimate: float) -> None:
+    named = [(unique_run_name(job.name), job.config, job.dataset) for job in jobs_to_train]
+    st.session_state[f"{key}.live"] = _Live(datasets={name: dataset for name, _, dataset in named})
+    label = named[0][0] if len(named) == 1 else f"{len(named)} runs"
+    jobs.start(key, train_interleaved, label=f"Training {label}", estimate_s=estimate, runs=named)
+
+
+def train_panel_ui(jobs_to_train: list[Job], *, key: str = "train", label: str = "Train") -> list[str]:
+    """Draw the Train button, or the training job while it waits or runs.
+
+    Returns the names of the Runs of a training job on the first run after it ended (finished or
+    cancelled), else [].
+    """
+    if jobs.follow(key, lambda job, events: _live_ui(key, job, events)):
+        return []
+    ended = st.session_state.pop(f"{key}.ended", [])
+    outcome = jobs.outcome(key)
+    if outcome and outcome[0] != "done":
+        (st.error if outcome[0] == "error" else st.info)(outcome[1])
+    if f"{key}.live" in st.session_state:
+        _messages_ui(st.session_state[f"{key}.live"])
     try:
-        estimate = sum(_estimate(job) for job in jobs)
+        estimate = sum(_estimate(job) for job in jobs_to_train)
     except UserInputError as error:
         st.error(str(error))
-        return []
+        return ended
     too_long = estimate > MAX_TRAIN_SECONDS
     st.caption(f"Estimated time on this machine: **{_format_seconds(estimate)}**.")
     if too_long:
         st.warning(f"That is over the {MAX_TRAIN_SECONDS // 60} min limit: use fewer epochs, "
                    "a smaller model or smaller images.")
-    if not st.button(label, type="primary", disabled=too_long, key=f"{key}.start"):
-        return []
-    return _train(jobs, key)
-
-
-def _train(jobs: list[Job], key: str) -> list[str]:
-    cancel = st.empty()
-    cancel.button("Cancel", key=f"{key}.cancel", help="Stop now; finished epochs are kept.")
-    progress = st.progress(0.0, text="Starting…")
-    curves = st.empty()
-    trainers = {}
-    for job in jobs:
-        name = unique_run_name(job.name)
-        trainers[name] = Trainer(job.config, job.dataset)
-    st.session_state[f"{key}.active"] = list(trainers)
-    streams = {name: trainer.run() for name, trainer in trainers.items()}
-    total_steps = sum(t.steps_per_epoch * t.config.epochs for t in trainers.values())
-    done_steps: dict[str, int] = dict.fromkeys(trainers, 0)
-    last_draw = 0.0
-    while streams:
-        for name in list(streams):  # one epoch of each job per round
-            for event in streams[name]:
-                if isinstance(event, BatchEnd):
-                    done_steps[name] = event.step
-                    if time.monotonic() - last_draw > REDRAW_SECONDS:
-                        progress.progress(min(1.0, sum(done_steps.values()) / total_steps),
-                                          text=f"{name}: epoch {event.epoch}, loss {event.loss:.3f}")
-                        last_draw = time.monotonic()
-                    continue
-                store_run(trainers[name].to_run(name), trainers[name].dataset)
-                if isinstance(event, EpochEnd):
-                    _draw_curves(curves, {n: t.history for n, t in trainers.items()})
-                    break
-                if isinstance(event, Diverged):
-                    st.error(f"**{name}**: {event.message} The run keeps its last good weights.")
-                elif isinstance(event, Stopped) and event.reason != "cancelled":
-                    st.info(f"**{name}**: stopped — {event.reason}.")
-                elif isinstance(event, Done):
-                    del streams[name]
-                    break
-            else:
-                streams.pop(name, None)  # the generator ended (diverged)
-    progress.progress(1.0, text="Done.")
-    curves.empty()  # the results below show the finished curves
-    cancel.empty()
-    st.session_state.pop(f"{key}.active", None)
-    return list(trainers)
+    if st.button(label, type="primary", disabled=too_long, key=f"{key}.start"):
+        _start(jobs_to_train, key, estimate)
+        jobs.follow(key, lambda job, events: _live_ui(key, job, events))
+    return ended

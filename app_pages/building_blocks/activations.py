@@ -5,33 +5,26 @@ import streamlit as st
 from engine import data
 from engine.layers import activations
 from engine.training import gradient_flow as gflow
-from engine.errors import UserInputError
 from engine.training.trainer import TrainConfig
 from ui.figures.activations import activation_curves, dead_units
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import UrlField, choice, init_from_url, number, runs, show_problems, write_to_url
+from ui.results import trained_runs_ui
+from ui.state import choice, items, number, url_state
 from ui.train_config import load_dataset
-from ui.train_panel import Job, curves_ui, train_panel_ui
+from ui.train_panel import Job, curves_ui
 
-DEFAULT_SHOW = "sigmoid,tanh,relu,leaky_relu"
-DEFAULT_RACE = "sigmoid,relu,gelu"
 MODELS = ["mlp", "tinyvgg", "lenet5"]
 HIDDEN = (100, 100)  # the dead-unit MLP: 64-100-100-10 on digits
 
 
-def _names(text: str) -> list[str]:
-    picked = [n for n in str(text).split(",") if n in activations.names()]
-    if not picked:
-        raise ValueError(text)
-    return picked
-
-
 FIELDS = [
-    UrlField("act.show", "show", _names(DEFAULT_SHOW), _names), number("act.range", "range", 5.0, 1.0, 20.0),
+    items("act.show", "show", ["sigmoid", "tanh", "relu", "leaky_relu"], activations.names()),
+    number("act.range", "range", 5.0, 1.0, 20.0),
     number("act.lr_normal", "lr_lo", 0.003, 1e-5, 1.0), number("act.lr_high", "lr_hi", 0.05, 1e-5, 1.0),
     number("act.dead_epochs", "dead_ep", 5, 1, 30, int),
-    UrlField("act.race", "race", _names(DEFAULT_RACE), _names), choice("act.model", "model", "mlp", MODELS),
+    items("act.race", "race", ["sigmoid", "relu", "gelu"], activations.names(), most=4),
+    choice("act.model", "model", "mlp", MODELS),
     choice("act.data", "data", "digits", data.names()), number("act.lr", "lr", 0.003, 1e-5, 1.0),
     number("act.epochs", "ep", 8, 1, 50, int),
 ]
@@ -39,16 +32,6 @@ PRESETS = {"dead_relu": {"lr_hi": 0.05, "dead_ep": 5},
            "smooth": {"show": ["relu", "gelu", "silu", "softplus"]},
            "saturating": {"show": ["sigmoid", "tanh"], "range": 10.0},
            "race_cnn": {"race": ["sigmoid", "tanh", "relu", "gelu"], "model": "tinyvgg", "ep": 6}}
-
-
-def _sync_lists_to_url() -> None:
-    """The two multiselects round-trip as comma-separated names (write_to_url handles single values)."""
-    for key, param, default in (("act.show", "show", DEFAULT_SHOW), ("act.race", "race", DEFAULT_RACE)):
-        text = ",".join(st.session_state.get(key, []))
-        if text == default or not text:
-            st.query_params.pop(param, None)
-        elif st.query_params.get(param) != text:
-            st.query_params[param] = text
 
 
 def render_curves() -> None:
@@ -71,14 +54,6 @@ def render_curves() -> None:
             st.latex(rf"\begin{{aligned}} f(x) &= {entry.formula} \\ f'(x) &= {entry.derivative_formula} \end{{aligned}}")
 
 
-def _dataset(name: str):
-    try:
-        return load_dataset(name, None, seed())
-    except UserInputError as error:
-        st.error(str(error))
-        return None
-
-
 def render_dead_relu() -> None:
     st.markdown("The same MLP (64-100-100-10, Adam) on digits, three ways. A large step can push a ReLU's "
                 "weights so that its input is negative for **every** image: it outputs 0, its gradient is 0, "
@@ -89,17 +64,12 @@ def render_dead_relu() -> None:
     high = b.number_input("High learning rate", 1e-5, 1.0, format="%.4g", key="act.lr_high",
                           help="About 20× the normal one kills many ReLUs.")
     epochs = c.number_input("Epochs", 1, 30, key="act.dead_epochs", help="Passes over the training images.")
-    dataset = _dataset("digits")
-    if dataset is None:
-        return
+    dataset = load_dataset("digits", None, seed())
     jobs = [Job(f"{title} · lr {lr:g}", TrainConfig(data="digits", model="mlp", optimizer="adam", lr=float(lr),
                                                      epochs=int(epochs), batch_size=32, seed=seed(), snapshots=True,
                                                      model_options={"hidden": HIDDEN, "activation": act}), dataset)
             for title, act, lr in (("ReLU", "relu", low), ("ReLU", "relu", high), ("Leaky ReLU", "leaky_relu", high))]
-    trained = train_panel_ui(jobs, key="act.dead", label="Train the three")
-    if trained:
-        st.session_state["act.dead_runs"] = trained
-    shown = {n: runs()[n] for n in st.session_state.get("act.dead_runs", []) if n in runs()}
+    shown = trained_runs_ui(jobs, key="act.dead", label="Train the three")
     if not shown:
         return
     dead = {n: gflow.dead_fraction_history(r.model, r.history.snapshots, dataset.train.x)
@@ -123,16 +93,12 @@ def render_race() -> None:
     if len(chosen) < 2:
         st.info("Pick 2 to 4 activations to compare.")
         return
-    dataset = _dataset(name)
-    if dataset is None:
-        return
+    dataset = load_dataset(name, None, seed())
     jobs = [Job(f"{model} · {activations.info(act).title}",
                 TrainConfig(data=name, model=model, optimizer="adam", lr=float(lr), epochs=int(epochs), seed=seed(),
                             model_options={"activation": act}), dataset) for act in chosen]
-    trained = train_panel_ui(jobs, key="act.race", label=f"Train {len(jobs)} side by side")
-    if trained:
-        st.session_state["act.race_runs"] = trained
-    shown = {n: runs()[n].history for n in st.session_state.get("act.race_runs", []) if n in runs()}
+    trained = trained_runs_ui(jobs, key="act.race", label=f"Train {len(jobs)} side by side")
+    shown = {n: r.history for n, r in trained.items()}
     if shown:
         curves_ui(shown, key="act.race_curves")
         st.dataframe({"run": list(shown), "test accuracy": [h.test_acc for h in shown.values()]}, hide_index=True)
@@ -140,13 +106,11 @@ def render_race() -> None:
 
 st.title("Activation functions")
 lesson_link_ui("app_pages/building_blocks/activations.py")
-show_problems(init_from_url(FIELDS, PRESETS))
 st.markdown("Without a non-linearity, stacked layers collapse into one linear map. Which one you pick decides "
             "how gradients flow back: its **derivative** multiplies every gradient that passes through it.")
-render_curves()
-st.header("Dead ReLUs")
-render_dead_relu()
-st.header("Side by side")
-render_race()
-write_to_url([f for f in FIELDS if f.param not in ("show", "race")])
-_sync_lists_to_url()
+with url_state(FIELDS, PRESETS):
+    render_curves()
+    st.header("Dead ReLUs")
+    render_dead_relu()
+    st.header("Side by side")
+    render_race()

@@ -10,7 +10,7 @@ from engine.models import init_names
 from ui.figures.activations import layer_histograms, per_layer
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, number, url_state
 from ui.train_config import load_dataset
 
 WIDTHS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -38,11 +38,8 @@ PRESETS = {
 @st.cache_data(max_entries=64, show_spinner="Running one batch forward and backward…")
 def _flow(data_name: str, data_seed: int, kind: str, depth: int, width: int, batch: int, act: str, init: str,
           sigma: float, _dataset) -> gflow.GradientFlow:
-    split = _dataset.train
-    net = gflow.deep_net(kind, depth=depth, width=width, in_channels=_dataset.channels,
-                               image_size=_dataset.image_size, num_classes=_dataset.num_classes, activation=act,
-                               init=init, sigma=sigma, seed=data_seed, mean=_dataset.mean, std=_dataset.std)
-    return gflow.gradient_flow(net, split.x[:batch], split.y[:batch])
+    return gflow.probe(_dataset, kind=kind, depth=depth, width=width, batch=batch, activation=act, init=init,
+                       sigma=sigma, seed=data_seed)
 
 
 def net_ui():
@@ -80,9 +77,6 @@ def render_flow(net, configs) -> None:
     kind, depth, width, batch, name = net
     try:
         dataset = load_dataset(name, None, seed())
-        gflow.check_size(kind, depth, width, batch, dataset.channels * dataset.image_size**2,
-                               dataset.image_size**2)
-        batch = min(batch, len(dataset.train))
         flows = {_label(*c): _flow(name, seed(), kind, depth, width, batch, *c, _dataset=dataset) for c in configs}
     except UserInputError as error:
         st.error(str(error))
@@ -90,8 +84,7 @@ def render_flow(net, configs) -> None:
     for label, flow in flows.items():
         if flow.overflow:
             st.warning(f"**{label}**: {flow.overflow}.")
-        identical = [s.name for s in flow.layers if s.unit_spread <= 1e-6 * (1 + abs(s.mean))]
-        if len(identical) == len(flow.layers) and flow.layers:
+        if flow.symmetric:
             st.info(f"**{label}**: in every layer all units compute the same value (symmetry): the gradients of "
                     "their weights are equal too, so training can never tell them apart.")
     presenter = presenter_mode()
@@ -119,12 +112,9 @@ def render_flow(net, configs) -> None:
 
 st.title("Gradients & initialization")
 lesson_link_ui("app_pages/building_blocks/gradient_flow.py")
-show_problems(init_from_url(FIELDS, PRESETS))
 st.markdown("A deep **plain** net (no normalization, no skip connections) gets one batch of real images. "
             "Backpropagation multiplies the gradient by each layer's weights and activation slope: if that factor "
             "is below 1 the gradient **vanishes** towards the input, above 1 it **explodes**. The initialization "
             "sets the factor.")
-net = net_ui()
-configs = configs_ui()
-render_flow(net, configs)
-write_to_url(FIELDS)
+with url_state(FIELDS, PRESETS):
+    render_flow(net_ui(), configs_ui())

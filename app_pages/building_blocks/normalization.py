@@ -4,14 +4,14 @@ import streamlit as st
 
 from engine import data
 from engine.layers import normalization
-from engine.errors import UserInputError
 from engine.training.trainer import TrainConfig
 from ui.figures.normalization import batch_dependence, norm_groups, overlaid_histograms, running_stats
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, runs, show_problems, write_to_url
+from ui.results import trained_runs_ui
+from ui.state import choice, number, url_state
 from ui.train_config import load_dataset
-from ui.train_panel import Job, curves_ui, train_panel_ui
+from ui.train_panel import Job, curves_ui
 
 BATCH_SIZES = [2, 4, 8, 16, 32, 64, 128, 256]
 FIELDS = [choice("bn.data", "data", "digits", data.names()), number("bn.momentum", "mom", 0.1, 0.01, 1.0),
@@ -26,11 +26,7 @@ PRESETS = {"untrained_eval": {"steps": 0}, "converged": {"steps": 300, "mom": 0.
 def data_ui():
     name = st.selectbox("Data set", data.names(), key="bn.data", format_func=lambda n: data.info(n).title,
                         help="Whose images feed the BatchNorm layers on this page.")
-    try:
-        return load_dataset(name, None, seed())
-    except UserInputError as error:
-        st.error(str(error))
-        st.stop()
+    return load_dataset(name, None, seed())
 
 
 def render_train_vs_eval(dataset) -> None:
@@ -43,12 +39,7 @@ def render_train_vs_eval(dataset) -> None:
     st.latex(r"\text{train: } \hat x = \frac{x - \mu_\mathcal{B}}{\sqrt{\sigma_\mathcal{B}^2 + \epsilon}},\qquad"
              r"\text{eval: } \hat x = \frac{x - \mu_\text{run}}{\sqrt{\sigma_\text{run}^2 + \epsilon}},\qquad y = \gamma\hat x + \beta")
     x = dataset.train.x
-    try:
-        trace = normalization.running_stats(x, batch_size=min(batch, len(x)), momentum=momentum, steps=steps,
-                                            seed=seed())
-    except UserInputError as error:
-        st.error(str(error))
-        return
+    trace = normalization.running_stats(x, batch_size=min(batch, len(x)), momentum=momentum, steps=steps, seed=seed())
     modes = normalization.modes_demo(trace.module, x[:batch])
     left, right = st.columns(2)
     left.plotly_chart(overlaid_histograms({"train mode (this batch's μ, σ²)": modes.train_values,
@@ -91,10 +82,7 @@ def render_training(dataset) -> None:
         data=dataset.name, model="tinyvgg", model_options={"norm": norm}, optimizer="momentum", lr=float(lr),
         batch_size=int(min(batch, len(dataset.train))), epochs=int(epochs), seed=seed()), dataset)
         for label, norm in (("without BN", "none"), ("with BN", "batch"))]
-    trained = train_panel_ui(jobs, key="bn.train", label="Train with and without BN")
-    if trained:
-        st.session_state["bn.runs"] = trained
-    shown = {n: runs()[n].history for n in st.session_state.get("bn.runs", []) if n in runs()}
+    shown = {n: r.history for n, r in trained_runs_ui(jobs, key="bn.train", label="Train with and without BN").items()}
     if shown:
         curves_ui(shown, key="bn.curves")
     sizes = [s for s in BATCH_SIZES if s <= len(dataset.train)]
@@ -135,16 +123,15 @@ def render_axes(dataset) -> None:
 
 st.title("Normalization")
 lesson_link_ui("app_pages/building_blocks/normalization.py")
-show_problems(init_from_url(FIELDS, PRESETS))
-dataset = data_ui()
-st.header("BatchNorm: train vs eval")
-render_train_vs_eval(dataset)
-st.header("γ and β")
-render_gamma_beta(dataset)
-st.header("Training with and without BatchNorm")
-render_training(dataset)
-st.header("Folding BatchNorm into the conv")
-render_folding(dataset)
-st.header("Which axes? BatchNorm, LayerNorm, InstanceNorm, GroupNorm")
-render_axes(dataset)
-write_to_url(FIELDS)
+with url_state(FIELDS, PRESETS):
+    dataset = data_ui()
+    st.header("BatchNorm: train vs eval")
+    render_train_vs_eval(dataset)
+    st.header("γ and β")
+    render_gamma_beta(dataset)
+    st.header("Training with and without BatchNorm")
+    render_training(dataset)
+    st.header("Folding BatchNorm into the conv")
+    render_folding(dataset)
+    st.header("Which axes? BatchNorm, LayerNorm, InstanceNorm, GroupNorm")
+    render_axes(dataset)

@@ -4,12 +4,11 @@ import streamlit as st
 
 from engine import data
 from engine.layers import normalization
-from engine.errors import UserInputError
 from ui.figures.normalization import channel_histograms
 from ui.images import tile, to_display
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, number, url_state
 from ui.train_config import load_dataset
 
 MODES = {
@@ -36,11 +35,7 @@ def controls_ui():
 
 
 def render(name: str, mode: str, count: int) -> None:
-    try:
-        dataset = load_dataset(name, None, seed())
-    except UserInputError as error:
-        st.error(str(error))
-        return
+    dataset = load_dataset(name, None, seed())
     x = dataset.train.x[:count]
     result = normalization.preprocess(x, mode)
     st.latex(MODES[mode][1])
@@ -66,9 +61,8 @@ def render(name: str, mode: str, count: int) -> None:
 
 st.title("Preprocessing")
 lesson_link_ui("app_pages/building_blocks/preprocessing.py")
-show_problems(init_from_url(FIELDS, PRESETS))
 st.markdown("Before the first layer, pixels are shifted and scaled so that each input is centred around 0 "
             "with a similar spread: gradients on the first weights then do not all share one sign, and one "
             "learning rate suits every input.")
-render(*controls_ui())
-write_to_url(FIELDS)
+with url_state(FIELDS, PRESETS):
+    render(*controls_ui())

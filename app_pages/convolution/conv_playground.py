@@ -10,7 +10,7 @@ from ui.conv_inputs import (conv_config_ui, conv_fields, grid_editor_ui, image_f
 from ui.figures import conv as figs
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, number, url_state
 
 P = "conv"
 DETAILS = {"padded": "Padded input", "footprint": "Kernel footprint"}
@@ -52,31 +52,28 @@ def formulas_ui(config, image) -> None:
 
 def window_step(config, grid, kernel2d, bias: float) -> None:
     """One output position of the sliding window: the patch, the products and their sum."""
-    one = conv.ConvConfig(1, 1, config.kernel_size, config.stride, config.padding, config.dilation,
-                          padding_mode=config.padding_mode, bias=False)
-    out = conv.run_conv(one, grid, kernel2d[None, None])[0]
-    positions = out.shape[0] * out.shape[1]
+    try:  # here, not around the call: a fragment rerun (Play) does not reach the caller
+        positions = conv.window_positions(config, grid)
+    except UserInputError as error:
+        st.error(f"On the {tuple(grid.shape[-2:])} grid: {error}")
+        return
     st.session_state[f"{P}.pos"] = min(st.session_state.get(f"{P}.pos", 0), positions - 1)
     if st.session_state.get(f"{P}.play"):
         st.session_state[f"{P}.pos"] = (st.session_state[f"{P}.pos"] + 1) % positions
     index = st.slider("Output position (row by row)", 0, max(positions - 1, 1), key=f"{P}.pos",
                       disabled=positions == 1, help="Which output value to compute by hand.")
-    i, j = divmod(min(index, positions - 1), out.shape[1])
-    padded = conv.pad_image(grid, one)[0]
-    before, after = conv.padding_amounts(config.kernel_size, config.padding, config.dilation)
-    win = conv.window(one, i, j)
-    products, total = conv.window_products(padded, kernel2d, one, i, j)
-    cells = [(r + before, c + before) for r in win.rows for c in win.cols]
+    step = conv.window_step(config, grid, kernel2d, index=index)
+    i, j = step.i, step.j
     left, right = st.columns([3, 2])
-    left.plotly_chart(figs.number_grid(padded.numpy(), window=cells, padding=(before, after), presenter=presenter_mode(),
+    left.plotly_chart(figs.number_grid(step.padded.numpy(), window=step.cells, padding=step.padding,
+                                       presenter=presenter_mode(),
                                        title=f"Input (padding shaded), window for output ({i}, {j})"), width="content")
-    patch = padded[[r + before for r in win.rows]][:, [c + before for c in win.cols]]
-    right.plotly_chart(figs.products_grid(patch.numpy(), kernel2d.numpy(), products.numpy(), total,
+    right.plotly_chart(figs.products_grid(step.patch.numpy(), kernel2d.numpy(), step.products.numpy(), step.total,
                                           presenter=presenter_mode()), width="content")
-    st.latex(f"y_{{{i},{j}}} = \\sum_{{a,b}} \\tilde x_{{{i}S+aD,\\;{j}S+bD}}\\, w_{{a,b}} = {total:.4g}"
-             + (f" \\;(+\\,b = {total + bias:.4g})" if bias else ""))
-    st.caption(f"nn.Conv2d gives {out[i, j].item():.4g} at ({i}, {j}) — the same sum "
-                  "(PyTorch's convolution does not flip the kernel: it is a cross-correlation).")
+    st.latex(f"y_{{{i},{j}}} = \\sum_{{a,b}} \\tilde x_{{{i}S+aD,\\;{j}S+bD}}\\, w_{{a,b}} = {step.total:.4g}"
+             + (f" \\;(+\\,b = {step.total + bias:.4g})" if bias else ""))
+    st.caption(f"nn.Conv2d gives {step.module_value:.4g} at ({i}, {j}) — the same sum "
+               "(PyTorch's convolution does not flip the kernel: it is a cross-correlation).")
 
 
 def render_window(config, image, source, kernel2d, bias) -> None:
@@ -89,23 +86,17 @@ def render_window(config, image, source, kernel2d, bias) -> None:
     grid = image if source == "grid" and image.shape[0] == 1 else grid_editor_ui(f"{P}.cells", 7)
     st.toggle("Play", key=f"{P}.play", help="Advance one position every second.")
     step = st.fragment(window_step, run_every=1.0 if st.session_state.get(f"{P}.play") else None)
-    try:
-        step(config, grid, kernel2d, float(bias[0]) if bias is not None and source == "grid" else 0.0)
-    except UserInputError as error:
-        st.error(f"On the {tuple(grid.shape[-2:])} grid: {error}")
+    step(config, grid, kernel2d, float(bias[0]) if bias is not None and source == "grid" else 0.0)
 
 
 def render_details(config, image, weight) -> None:
     shown = st.segmented_control("Show", list(DETAILS), format_func=DETAILS.get, key=f"{P}.show", required=True,
                                  help="The corner of the input with its padding, or the dilated kernel.")
     if shown == "padded":
-        padded = conv.pad_image(image, config)[0]
-        before, _ = conv.padding_amounts(config.kernel_size, config.padding, config.dilation)
+        corner, before = conv.padded_corner(image, config, corner=CORNER)
         if config.transposed:
-            before = 0
             st.caption("A transposed convolution's padding crops its output instead of padding the input.")
-        corner = padded[:CORNER + before, :CORNER + before].numpy()
-        st.plotly_chart(figs.number_grid(corner.round(2), padding=(before, 0), presenter=presenter_mode(),
+        st.plotly_chart(figs.number_grid(corner, padding=(before, 0), presenter=presenter_mode(),
                                          title=f"Top-left corner of channel 0 with {config.padding_mode} padding"),
                         width="content")
     elif shown == "footprint":
@@ -148,6 +139,5 @@ lesson_link_ui("app_pages/convolution/conv_playground.py")
 st.markdown("A filter slides over the image; at every stop it multiplies the pixels under it by its weights and adds "
             "them up. Change the kernel, stride, padding, dilation and groups of a real `nn.Conv2d` and watch "
             "the output, its size and its cost.")
-show_problems(init_from_url(FIELDS))
-render()
-write_to_url(FIELDS)
+with url_state(FIELDS):
+    render()

@@ -1,19 +1,17 @@
 """Pooling & 1×1 convolution: real nn.MaxPool2d / nn.AvgPool2d with their winners, and channel mixing."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from engine import data
-from engine.layers import conv
+from engine.layers import conv, pooling
 from engine.errors import UserInputError
 from engine.models.export import conv_source
 from ui.conv_inputs import image_format, input_fields, input_picker_ui, maps_image, output_size_latex
 from ui.figures import conv as figs
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, flag, number, url_state
 
 P = "pool"
 STRIDES = ["kernel"] + [str(s) for s in range(1, 9)]
@@ -49,7 +47,7 @@ def pool_config_ui() -> conv.PoolConfig:
 def render_pooling(image) -> None:
     config = pool_config_ui()
     try:
-        out, indices = conv.run_pool(config, image)
+        view = pooling.pool_view(config, image, corner=CORNER)
     except UserInputError as error:
         st.error(f"PyTorch would refuse this pooling: {error}")
         return
@@ -61,18 +59,13 @@ def render_pooling(image) -> None:
     if max(height, width) > CORNER:  # a photo: the whole maps, then the corner's numbers
         picture, caption = maps_image(image, columns=3, upscale_to=240)
         left.image(picture, caption=f"Input {tuple(image.shape)} — {caption}", output_format=image_format(picture))
-        picture, caption = maps_image(out, columns=3, upscale_to=240)
-        right.image(picture, caption=f"Output {tuple(out.shape)} — {caption}", output_format=image_format(picture))
-    corner = image[0, :CORNER, :CORNER].numpy()
-    winners = []
-    if indices is not None:  # flat index into the H×W input of each window's maximum
-        flat = indices[0].flatten().tolist()
-        winners = [(f // width, f % width) for f in flat if f // width < CORNER and f % width < CORNER]
-    left.plotly_chart(figs.number_grid(corner.round(2), winners=winners, presenter=presenter_mode(),
-                                       title=f"Input {tuple(image.shape)}" + (": winners outlined" if winners else "")),
+        picture, caption = maps_image(view.output, columns=3, upscale_to=240)
+        right.image(picture, caption=f"Output {tuple(view.output.shape)} — {caption}", output_format=image_format(picture))
+    left.plotly_chart(figs.number_grid(view.input_corner, winners=view.winners, presenter=presenter_mode(),
+                                       title=f"Input {tuple(image.shape)}" + (": winners outlined" if view.winners else "")),
                       width="content")
-    right.plotly_chart(figs.number_grid(out[0, :CORNER, :CORNER].numpy().round(2), presenter=presenter_mode(),
-                                        title=f"Output {tuple(out.shape)}"), width="content")
+    right.plotly_chart(figs.number_grid(view.output_corner, presenter=presenter_mode(),
+                                        title=f"Output {tuple(view.output.shape)}"), width="content")
     st.caption("Pooling has no parameters; it works on each channel separately (the grids show channel 0)." + (
         f" The grids show the top-left {CORNER}×{CORNER} corner." if max(height, width) > CORNER else ""))
     if config.kind == "max":
@@ -83,7 +76,8 @@ def render_pooling(image) -> None:
         means = conv.global_average(image)
         st.markdown("`nn.AdaptiveAvgPool2d(1)` averages each whole channel to one number: a C×H×W map becomes a "
                     "C-vector, whatever H and W are — how ResNets hand features to their final linear layer.")
-        st.dataframe(pd.DataFrame({"channel": range(len(means)), "mean": means.numpy().round(4)}), hide_index=True)
+        st.dataframe(pd.DataFrame({"channel": range(len(means)), "mean": means.tolist()}), hide_index=True,
+                     column_config={"mean": st.column_config.NumberColumn(format="%.4f")})
 
 
 def render_mixing(image) -> None:
@@ -93,22 +87,20 @@ def render_mixing(image) -> None:
     name = st.selectbox("Mixing", list(MIXES), key=f"{P}.mix", format_func=lambda m: MIXES[m][0],
                         help="Which weights the 1×1 filters start with; edit any of them in the table.")
     rows = MIXES[name][1]
-    cfg = conv.ConvConfig(3, 4 if rows is None else len(rows), 1, bias=False)
-    start = conv.make_weight(cfg, seed=seed())[:, :, 0, 0].double().numpy().round(3) if rows is None else rows
+    start = pooling.random_mix(3, 4, seed=seed()) if rows is None else rows
     table = st.data_editor(pd.DataFrame(start, columns=["R", "G", "B"], dtype=float), key=f"{P}.mixer.{name}",
                            num_rows="dynamic", width="content",
                            column_config={c: st.column_config.NumberColumn(c, step=0.001, format="%.3f") for c in "RGB"})
-    weights = torch.from_numpy(np.array(table.fillna(0).to_numpy(dtype=np.float32)))
-    if len(weights) == 0:
-        st.error("The 1×1 convolution needs at least one output channel: add a row to the table.")
+    weights = table.fillna(0).to_numpy(dtype=float)
+    try:
+        out = pooling.mix_channels(image, weights)
+    except UserInputError as error:
+        st.error(f"{error}: add a row to the table.")
         return
-    cfg = conv.ConvConfig(3, len(weights), 1, bias=False)
-    out = conv.run_conv(cfg, image, weights[:, :, None, None])
     st.latex(r"y_{o}(i,j) = \sum_{c} w_{o,c}\, x_{c}(i,j) \qquad \text{params} = C_{out}\cdot C_{in} = "
-             f"{len(weights)}\\cdot 3 = {weights.numel()}")
+             f"{len(weights)}\\cdot 3 = {weights.size}")
     left, right = st.columns([1, 2])
-    left.plotly_chart(figs.mixing_matrix(weights.numpy(), ["R", "G", "B"], presenter=presenter_mode()),
-                      width="content")
+    left.plotly_chart(figs.mixing_matrix(weights, ["R", "G", "B"], presenter=presenter_mode()), width="content")
     picture, caption = maps_image(out, columns=2, upscale_to=200)
     right.image(picture, caption=f"{len(out)} output channel(s) — {caption}", output_format=image_format(picture))
     st.caption("No neighbours are involved: at every pixel the channel vector is multiplied by the same matrix. "
@@ -130,6 +122,5 @@ st.title("Pooling & 1×1 convolution")
 lesson_link_ui("app_pages/convolution/pooling.py")
 st.markdown("Pooling shrinks a feature map by summarizing each window (max or average) and has **no** weights. "
             "A 1×1 convolution looks at one pixel at a time and mixes its channels.")
-show_problems(init_from_url(FIELDS))
-render()
-write_to_url(FIELDS)
+with url_state(FIELDS):
+    render()

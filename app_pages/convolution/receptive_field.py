@@ -12,7 +12,7 @@ from ui.figures import conv as figs
 from ui.images import to_display
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode
-from ui.state import UrlField, choice, init_from_url, number, show_problems, write_to_url
+from ui.state import UrlField, choice, number, url_state
 
 P = "rf"
 DEFAULT_STACK = "c3p1,c3p1,p2,c3p1,c3p1,p2"  # two VGG blocks
@@ -64,7 +64,7 @@ def render_stack() -> None:
     try:
         rows = rf.receptive_field(layers, n)
     except UserInputError as error:
-        st.error(str(error))
+        st.error(str(error))  # the drill below does not depend on the stack
         return
     table = pd.DataFrame([(r.layer, r.out_size, r.size, r.jump, r.start) for r in rows],
                          columns=["after layer", "size", "field", "jump", "start"])
@@ -134,8 +134,7 @@ st.title("Receptive field & output size")
 lesson_link_ui("app_pages/convolution/receptive_field.py")
 st.markdown("Stack conv and pool layers and follow one output unit back to the input: the area it can see — its "
             "**receptive field** — grows by D(K−1) times the jump with every layer, and multiplies with every stride.")
-show_problems(init_from_url(FIELDS))
-render_stack()
-st.header("Output-size drill")
-render_quiz()
-write_to_url(FIELDS)
+with url_state(FIELDS):
+    render_stack()
+    st.header("Output-size drill")
+    render_quiz()

@@ -1,26 +1,30 @@
 """Activation maps & filters: what every layer of a real CNN computes for one image, what its filters look
 like, which images excite a channel, and what image a channel would like to see (feature visualization)."""
 
-import hashlib
-
 import streamlit as st
 
 from engine.explain import features
 from engine.errors import UserInputError
-from ui.figures.inside import filter_grid, input_rgb, map_grid, viridis
+from ui.figures.inside import enlarged_map, filter_grid, input_rgb, map_grid
 from ui.images import tile
 from ui.lessons import lesson_link_ui
+from ui.jobs import computed
+from ui.long_work import remembered, tensor_key
 from ui.model_picker import subject_and_input_ui, url_fields
 from ui.state import choice, flag, number, url_state
 
 KEY = "fmaps"
 TOP_K, SCAN_LIMIT = 6, 2000  # images shown per channel; training images scanned at most
+VIS_SLIDERS = [  # VisConfig field, URL name, label, low, high, default, step, help
+    ("steps", "steps", "Steps", 8, 512, 64, 1, "Gradient-ascent steps on the pixels."),
+    ("jitter", "jit", "Jitter (px)", 0, 16, 2, 1, "Random shift each step: no pixel-exact tricks."),
+    ("blur_every", "blur", "Blur every", 0, 16, 4, 1, "Steps between small Gaussian blurs (0 = never): removes "
+     "high-frequency noise."),
+    ("decay", "decay", "Decay", 0.0, 0.2, 0.01, 0.005, "Pull towards gray each step: keeps contrast in check."),
+]
 FIELDS = [*url_fields(KEY), flag(f"{KEY}.shared", "shared", False), number(f"{KEY}.channel", "ch", 0, 0, 4095, int),
           choice(f"{KEY}.objective", "obj", "channel", list(features.OBJECTIVES)),
-          number(f"{KEY}.steps", "steps", 64, 8, 512, int), number(f"{KEY}.jitter", "jit", 2, 0, 16, int),
-          number(f"{KEY}.blur", "blur", 4, 0, 16, int), number(f"{KEY}.decay", "decay", 0.01, 0.0, 0.2)]
-
-
+          *(number(f"{KEY}.{k}", p, d, lo, hi, type(d)) for k, p, _, lo, hi, d, _, _ in VIS_SLIDERS)]
 PRESETS = {  # ?preset=name, used by the lesson's links
     "photo": {"img": "photo", "photo": "chelsea"},
     "deepdream": {"obj": "layer", "steps": 128},
@@ -37,13 +41,8 @@ def layer_ui(layers: list, label: str, key: str, default: int = 0) -> int:
 
 def layer_maps(subject, x) -> list:
     """Every layer's maps for this model and image, kept for the session (one entry: they can be large)."""
-    key = (subject.label, hashlib.sha1(x.numpy().tobytes()).hexdigest())
-    stored = st.session_state.get(f"{KEY}.maps")
-    if stored is None or stored[0] != key:
-        with st.spinner("Running the image through the network…"):
-            stored = (key, features.activation_maps(subject.model, x))
-        st.session_state[f"{KEY}.maps"] = stored
-    return stored[1]
+    return remembered(f"{KEY}.maps", (subject.label, tensor_key(x)), lambda: features.activation_maps(subject.model, x),
+                      spinner="Running the image through the network…")
 
 
 def render_maps(subject, x) -> list:
@@ -65,10 +64,9 @@ def render_maps(subject, x) -> list:
     st.session_state[f"{KEY}.channel"] = min(int(st.session_state.get(f"{KEY}.channel", 0)), len(chosen.maps) - 1)
     channel = right.number_input("Enlarge channel", 0, len(chosen.maps) - 1, key=f"{KEY}.channel",
                                  help="Channel index, counting across the grid row by row from 0.")
-    values = chosen.maps[channel]
-    right.image(viridis(values).repeat(max(1, 224 // values.shape[-1]), 0).repeat(max(1, 224 // values.shape[-1]), 1),
-                caption=f"channel {channel}: min {float(values.min()):.3g}, max {float(values.max()):.3g}, "
-                        f"mean {float(values.mean()):.3g}")
+    low, high, mean = chosen.channel_range(channel)
+    right.image(enlarged_map(chosen.maps[channel], 224),
+                caption=f"channel {channel}: min {low:.3g}, max {high:.3g}, mean {mean:.3g}")
     return layers
 
 
@@ -91,10 +89,10 @@ def render_top_images(subject, layers) -> None:
     chosen = layers[layer_ui(layers, "Layer to scan", f"{KEY}.top_layer", len(layers) - 1)]
     images = subject.dataset.train.x[:SCAN_LIMIT]
     top = features.top_activating(subject.model, images, chosen.name, k=TOP_K)
-    channels = min(8, len(top.indices))
+    shown = top.images(images, channels=8)  # (channels · k, C, H, W), one channel's images after another
     st.caption(f"Each row: the {TOP_K} of {len(images)} training images with the highest mean activation in one "
-               f"channel of {chosen.name} (first {channels} channels).")
-    st.image(tile(images[top.indices[:channels].flatten()], TOP_K, gap=3, upscale_to=40),
+               f"channel of {chosen.name} (first {len(shown) // TOP_K} channels).")
+    st.image(tile(shown, TOP_K, gap=3, upscale_to=40),
              caption="rows = channels 0, 1, 2, …; left = strongest")
 
 
@@ -108,36 +106,21 @@ def render_visualization(subject, layers) -> None:
         first_activation = next((i for i, m in enumerate(layers) if m.kind == "activation"), 0)
         chosen = layers[layer_ui(layers, "Layer to visualize", f"{KEY}.vis_layer", first_activation)]
         layer, count = chosen.name, len(chosen.maps)
-    index = st.number_input("Channel or class", 0, count - 1, 0, key=f"{KEY}.vis_index.{count}",
-                            help="Which channel (or, for logit, which class) to excite.",
-                            disabled=objective == "layer")
+    index = st.number_input("Channel or class", 0, count - 1, 0, key=f"{KEY}.vis_index.{count}", disabled=objective == "layer",
+                            help="Which channel (or, for logit, which class) to excite.")
     if objective == "logit":
         st.caption(f"Class {index}: {subject.class_names[index]}")
-    c1, c2, c3, c4 = st.columns(4)
-    steps = c1.slider("Steps", 8, 512, key=f"{KEY}.steps", help="Gradient-ascent steps on the pixels.")
-    jitter = c2.slider("Jitter (px)", 0, 16, key=f"{KEY}.jitter", help="Random shift each step: no pixel-exact tricks.")
-    blur = c3.slider("Blur every", 0, 16, key=f"{KEY}.blur",
-                     help="Steps between small Gaussian blurs (0 = never): removes high-frequency noise.")
-    decay = c4.slider("Decay", 0.0, 0.2, step=0.005, key=f"{KEY}.decay",
-                      help="Pull towards gray each step: keeps contrast in check.")
-    # A logit needs the model's own input size; a conv layer takes any size, and a larger canvas shows more.
-    size = subject.image_size if objective == "logit" else min(128, max(32, subject.image_size))
-    config = features.VisConfig(image_size=size, steps=steps, jitter=jitter, blur_every=blur, decay=decay)
+    settings = {k: column.slider(label, lo, hi, step=step, key=f"{KEY}.{k}", help=text)
+                for column, (k, _, label, lo, hi, _, step, text) in zip(st.columns(4), VIS_SLIDERS)}
+    config = features.VisConfig(image_size=features.canvas_size(objective, subject.image_size), **settings)
     target = features.Objective(objective, layer, int(index))
     st.latex(r"x^{*} = \arg\max_{x}\ a(x) - \lambda\,\lVert x - \tfrac12\rVert^2 \quad\text{(jitter and blur between steps)}")
     cache_key = (subject.label, target, config)
-    if st.button("Visualize", type="primary", key=f"{KEY}.go", help="Start from gray noise and climb the gradient."):
-        cancel = st.empty()
-        cancel.button("Cancel", key=f"{KEY}.cancel", help="Stop now (the page reruns).")
-        bar = st.progress(0.0, text="Starting…")
-        image = features.visualize(subject.model, target, channels=subject.channels, config=config,
-                                   progress=lambda f, m: bar.progress(f, text=m))
-        bar.empty()
-        cancel.empty()
-        st.session_state[f"{KEY}.vis"] = (cache_key, image)
-    stored = st.session_state.get(f"{KEY}.vis")
-    if stored and stored[0] == cache_key:
-        st.image(input_rgb(stored[1], 256), caption=f"What excites {objective} {index}" + (f" of {layer}" if layer else ""))
+    image = computed(f"{KEY}.vis", cache_key, features.visualize, label="Feature visualization",
+                     start_button="Visualize", start_help="Start from gray noise and climb the gradient.",
+                     model=subject.model, objective=target, channels=subject.channels, config=config)
+    if image is not None:
+        st.image(input_rgb(image, 256), caption=f"What excites {objective} {index}" + (f" of {layer}" if layer else ""))
 
 
 def render() -> None:

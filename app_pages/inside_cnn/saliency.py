@@ -1,18 +1,16 @@
 """Saliency & Grad-CAM: several attribution methods side by side for one image and a chosen class, on the
 user's own model, with the Adebayo et al. sanity check (the same map for a model with random weights)."""
 
-import hashlib
-
 import streamlit as st
 
 from engine.explain import attributions
 from engine.errors import UserInputError
-from engine.training.trainer import predict
+from engine.training.metrics import predict_one
 from ui.figures.inside import input_rgb, overlay
-from ui.figures.train import top_k_bars
 from ui.lessons import lesson_link_ui
+from ui.long_work import tensor_key
 from ui.model_picker import subject_and_input_ui, url_fields
-from ui.sidebar import presenter_mode
+from ui.results import top_k_ui
 from ui.state import flag, number, url_state, write_to_url
 
 KEY = "sal"
@@ -41,17 +39,16 @@ def settings_ui(side: int) -> attributions.AttributionConfig:
     return attributions.AttributionConfig(steps=steps, samples=samples, noise=noise, window=window)
 
 
-def target_ui(subject, probabilities) -> int:
-    top = probabilities.argsort(descending=True)
-    order = top.tolist()
-    return st.selectbox("Explain the class", order, key=f"{KEY}.target.{subject.label}",
-                        format_func=lambda i: f"{subject.class_names[i]} ({float(probabilities[i]):.1%})",
+def target_ui(subject, prediction) -> int:
+    probability = dict(prediction.top(len(subject.class_names)))  # every class, the most likely first
+    return st.selectbox("Explain the class", list(probability), key=f"{KEY}.target.{subject.label}",
+                        format_func=lambda i: f"{subject.class_names[i]} ({probability[i]:.1%})",
                         help="Attributions answer: which pixels raise this class's score? Sorted by probability.")
 
 
 def _compute(model, x, name, target, subject, config, tag):
     """One map, cached per session by (model, image, method, class, settings); slow ones show progress."""
-    key = (tag, subject.label, hashlib.sha1(x.numpy().tobytes()).hexdigest(), name, target, config)
+    key = (tag, subject.label, tensor_key(x), name, target, config)
     cache = st.session_state.setdefault(f"{KEY}.cache", {})
     if key not in cache:
         bar = st.progress(0.0, text=f"{attributions.method(name).title}…")  # a large model takes seconds even for one pass
@@ -114,14 +111,12 @@ def render() -> None:
     if chosen is None:
         return
     subject, x, truth = chosen
-    probabilities = predict(subject.model, x)[0]
+    prediction = predict_one(subject.model, x)
     a, b = st.columns([1, 2])
     a.image(input_rgb(x[0], 224), caption=f"Input {tuple(x.shape[1:])}" + (f" — true: {truth}" if truth else ""))
     with b:
-        top = probabilities.topk(min(5, len(probabilities)))
-        pairs = [(subject.class_names[i], float(p)) for p, i in zip(top.values, top.indices.tolist())]
-        st.plotly_chart(top_k_bars(pairs, presenter=presenter_mode()), key=f"{KEY}.topk")
-        target = target_ui(subject, probabilities)
+        top_k_ui(subject.class_names, prediction.probabilities, k=5, key=f"{KEY}.topk")
+        target = target_ui(subject, prediction)
     names = st.pills("Methods", attributions.names(), selection_mode="multi", default=DEFAULT_METHODS,
                      format_func=lambda n: attributions.method(n).title, key=f"{KEY}.methods",
                      help="Guided methods need a ReLU network; Grad-CAM needs a conv layer.") or []

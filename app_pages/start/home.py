@@ -6,6 +6,7 @@ Imports no torch: this is the first paint of a cold start.
 import streamlit as st
 
 from ui.lessons import lesson_index
+from ui.state import url_state
 from ui.topics import TOPICS
 
 
@@ -30,7 +31,7 @@ def lessons_ui() -> None:
     if not lessons:
         st.info("No lessons yet.")
     for lesson in lessons:
-        st.markdown(f"{lesson.number}. **{lesson.title}** — {lesson.summary}")
+        st.markdown(f"{lesson.position}. **{lesson.title}** — {lesson.summary}")
     st.page_link("app_pages/start/lessons.py", label="Open the lessons", icon=":material/menu_book:")
 
 
@@ -41,5 +42,6 @@ st.markdown(
     "nothing is pre-rendered. Start in the **Train Lab**: a CNN learns handwritten digits in a few "
     "seconds on a laptop."
 )
-topics_ui()
-lessons_ui()
+with url_state([]):
+    topics_ui()
+    lessons_ui()

@@ -7,6 +7,7 @@ page's "📖 Lesson" link, a bookmark or a colleague's link opens it.
 import streamlit as st
 
 from ui.lessons import Lesson, lesson_index, render_lesson, score_label
+from ui.state import url_state
 
 CURRENT_KEY = "lessons.current"  # slug of the open lesson; survives visits to other pages
 PICKER_KEY = "lessons.picker"  # the selectbox's own key, set from CURRENT_KEY on every run
@@ -41,7 +42,7 @@ def current_slug(lessons: list[Lesson]) -> str:
 def lesson_picker_ui(lessons: list[Lesson], slug: str) -> Lesson:
     """A selectbox of every lesson with the learner's score beside the title; returns the chosen one."""
     by_slug = {lesson.slug: lesson for lesson in lessons}
-    labels = {s: f"{lesson.number}. {lesson.title}{score_label(lesson)}" for s, lesson in by_slug.items()}
+    labels = {s: f"{lesson.position}. {lesson.title}{score_label(lesson)}" for s, lesson in by_slug.items()}
     st.session_state[PICKER_KEY] = slug
     st.selectbox("Lesson", list(by_slug), key=PICKER_KEY, on_change=_picked, format_func=labels.__getitem__,
                  help="Lessons in lecture order. ✓ 3/4 is your last quiz score for that lesson.")
@@ -76,4 +77,5 @@ def render_course() -> None:
 st.title("Lessons")
 st.markdown("Work through the course in lecture order. Each lesson explains one idea, sends you "
             "into a lab to see it happen, and ends with a short quiz.")
-render_course()
+with url_state([]):  # the open lesson keeps its own URL key (`?lesson=`): picked by the selectbox's callback
+    render_course()

@@ -4,10 +4,10 @@ import streamlit as st
 
 from ui.images import tile
 from ui.lessons import lesson_link_ui
-from ui.results import results_ui, runs_table_ui, try_it_ui
-from ui.state import run_dataset, runs, store_run
-from ui.train_config import train_config_ui
-from ui.train_panel import Job, curves_ui, train_panel_ui
+from ui.results import results_ui, runs_table_ui, trained_runs_ui, try_it_ui
+from ui.state import run_dataset, runs, store_run, url_state
+from ui.train_config import FIELDS, PRESETS, train_config_ui
+from ui.train_panel import Job, curves_ui
 from ui.uploads import run_upload_ui
 
 SAMPLES_PER_CLASS = 6
@@ -31,9 +31,7 @@ def render_training() -> None:
     config, dataset = setup
     samples_ui(dataset)
     name = f"{config.model} on {dataset.name} (lr {config.lr:g})"
-    trained = train_panel_ui([Job(name, config, dataset)], key="train")
-    if trained:
-        st.session_state["train.selected"] = trained[-1]
+    trained_runs_ui([Job(name, config, dataset)], key="train")
 
 
 def render_results() -> None:
@@ -42,7 +40,7 @@ def render_results() -> None:
         st.info("No runs yet: press **Train** above. A digits CNN takes a few seconds.")
         return
     names = list(store)
-    selected = st.session_state.get("train.selected")
+    selected = (st.session_state.get("train.runs") or [None])[-1]  # the run trained last here
     index = names.index(selected) if selected in names else len(names) - 1
     run = store[st.selectbox("Run", names, index=index, help="Any run of this session.")]
     dataset = run_dataset(run.name)
@@ -70,8 +68,9 @@ st.title("Train Lab")
 lesson_link_ui("app_pages/start/train_lab.py")
 st.markdown("Choose data, a model and how to train it; press **Train** and watch the learning curves. "
             "Training, validation and test sets are separate: the test set is only used at the end.")
-render_training()
-st.header("Results")
-render_results()
-st.header("Your runs")
-render_runs()
+with url_state(FIELDS, PRESETS):
+    render_training()
+    st.header("Results")
+    render_results()
+    st.header("Your runs")
+    render_runs()

@@ -4,21 +4,21 @@ import numpy as np
 import streamlit as st
 
 from engine.training import losses, margins
-from engine.errors import UserInputError
 from engine.training.trainer import TrainConfig
 from ui.figures.optim import lines
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, runs, show_problems, write_to_url
+from ui.results import trained_runs_ui
+from ui.state import choice, items, number, url_state
 from ui.train_config import load_dataset
-from ui.train_panel import Job, curves_ui, train_panel_ui
+from ui.train_panel import Job, curves_ui
 
 MODELS = ["mlp", "tinyvgg", "linear"]
 DEFAULT_LOSSES = ["cross_entropy", "multiclass_hinge", "mse"]
 FIELDS = [number("loss.k", "k", 3, 2, 100, int), number("loss.range", "m", 6.0, 1.0, 20.0),
           number("loss.ls", "ls", 0.1, 0.0, 0.9), number("loss.hm", "hm", 1.0, 0.1, 5.0),
           number("loss.delta", "hd", 1.0, 0.1, 5.0), choice("loss.model", "model", "mlp", MODELS),
-          number("loss.epochs", "ep", 5, 1, 30, int)]
+          number("loss.epochs", "ep", 5, 1, 30, int), items("loss.chosen", "losses", DEFAULT_LOSSES, losses.names())]
 
 
 @st.cache_data(max_entries=64)
@@ -46,11 +46,7 @@ def options_ui() -> tuple[int, float, float, float, float]:
 
 
 def render_curves(k: int, span: float, ls: float, hm: float, delta: float) -> None:
-    try:
-        profiles = _profiles(k, span, ls, hm, delta)
-    except UserInputError as error:
-        st.error(str(error))
-        return
+    profiles = _profiles(k, span, ls, hm, delta)
     m = next(iter(profiles.values())).margins
     presenter = presenter_mode()
     left, right = st.columns(2)
@@ -79,7 +75,7 @@ def render_table() -> None:
 
 def render_training() -> None:
     left, mid, right = st.columns([3, 1, 1])
-    chosen = left.multiselect("Losses to compare", losses.names(), default=DEFAULT_LOSSES, key="loss.chosen",
+    chosen = left.multiselect("Losses to compare", losses.names(), key="loss.chosen",
                               format_func=lambda n: losses.info(n).title, help="One training run per loss, "
                               "same model, same initialization, same batches.")
     model = mid.selectbox("Model", MODELS, key="loss.model", help="The same model is trained with every loss.")
@@ -90,12 +86,9 @@ def render_training() -> None:
     dataset = load_dataset("digits", None, seed())
     jobs = [Job(f"{model} · {losses.info(n).title}", TrainConfig(data="digits", model=model, loss=n, epochs=epochs,
                 optimizer="adam", lr=3e-3, seed=seed()), dataset) for n in chosen]
-    trained = train_panel_ui(jobs, key="loss.train", label="Train one model per loss")
+    trained = trained_runs_ui(jobs, key="loss.train", label="Train one model per loss")
     if trained:
-        st.session_state["loss.runs"] = trained
-    names = [n for n in st.session_state.get("loss.runs", []) if n in runs()]
-    if names:
-        curves_ui({n: runs()[n].history for n in names}, key="loss.curves")
+        curves_ui({n: r.history for n, r in trained.items()}, key="loss.curves")
         st.caption("Compare the accuracy curves: loss values of different losses are on different scales.")
 
 
@@ -103,12 +96,11 @@ st.title("Losses")
 lesson_link_ui("app_pages/training/losses.py")
 st.markdown("A loss turns a network's scores into one number to minimize. Which one you pick decides which "
             "mistakes are expensive — and how strongly the gradient pushes on each of them.")
-show_problems(init_from_url(FIELDS))
-settings = options_ui()
-write_to_url(FIELDS)
-st.header("Loss and gradient against the margin")
-render_curves(*settings)
-st.header("Which last layer goes with which loss")
-render_table()
-st.header("The same model, trained with different losses")
-render_training()
+with url_state(FIELDS):
+    settings = options_ui()
+    st.header("Loss and gradient against the margin")
+    render_curves(*settings)
+    st.header("Which last layer goes with which loss")
+    render_table()
+    st.header("The same model, trained with different losses")
+    render_training()

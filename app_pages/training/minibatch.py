@@ -1,16 +1,15 @@
 """Mini-batches & learning rate: gradient noise vs batch size, learning-rate schedules, a range test."""
 
-import numpy as np
 import streamlit as st
 
 from engine import models
 from engine.training import losses, minibatch
-from engine.errors import UserInputError
-from engine.training.optimizers import OPTIMIZERS, SCHEDULES, schedule_factor
+from engine.training.optimizers import optimizer_info, schedule_info
 from ui.figures.optim import lines, spread
 from ui.lessons import lesson_link_ui
+from ui.jobs import computed
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, number, url_state
 from ui.train_config import load_dataset
 
 MODELS = ["mlp", "tinyvgg", "linear"]
@@ -46,18 +45,16 @@ def render_noise() -> None:
     full = noise.batch_sizes[-1]
     st.latex(r"g_B = \frac{1}{B}\sum_{i \in \text{batch}} \nabla_\theta L_i,\qquad "
              r"\mathbb{E}[g_B] = g,\qquad \frac{\lVert g_B - g\rVert}{\lVert g\rVert} \;\propto\; \frac{1}{\sqrt{B}}")
-    sizes = noise.batch_sizes[:-1]
-    means = np.array([noise.relative_error[b].mean() for b in sizes])
+    sizes = noise.mini_batch_sizes
     presenter = presenter_mode()
     left, right = st.columns(2)
     left.plotly_chart(spread({str(b): noise.relative_error[b] for b in sizes},
                              title="Error of the mini-batch gradient", y_title="‖g_B − g‖ / ‖g‖",
                              presenter=presenter), width="stretch")
-    reference = means[0] / np.sqrt(np.array(sizes, dtype=float))
-    right.plotly_chart(lines(np.array(sizes), {"measured (mean)": means, "1/√B from B = 1": reference},
+    right.plotly_chart(lines(sizes, {"measured (mean)": noise.mean_error(), "1/√B from B = 1": noise.sqrt_law()},
                              title="Mean error vs batch size", x_title="batch size B", y_title="relative error",
                              log_x=True, log_y=True, presenter=presenter), width="stretch")
-    cosines = ", ".join(f"B={b}: {noise.cosine[b].mean():.2f}" for b in sizes)
+    cosines = ", ".join(f"B={b}: {c:.2f}" for b, c in noise.mean_cosine().items())
     st.caption(f"Full batch: all {full} training images (‖g‖ = {noise.full_norm:.3g}). Mean cosine between "
                f"g_B and g — {cosines}. A single example's gradient barely points the same way as the full one; "
                "averaging B examples cuts the noise by √B, at B times the cost per step.")
@@ -69,9 +66,8 @@ def render_schedules() -> None:
                               help="Epochs × batches per epoch: the schedules stretch over this many steps.")
     base = right.number_input("Base learning rate η₀", 1e-5, 10.0, key="mb.lr", format="%.4g", step=None,
                               help="The schedule multiplies this.")
-    steps = np.linspace(0, total, min(total + 1, 400)).round().astype(int)
-    curves = {title: np.array([base * schedule_factor(n, int(s), total) for s in steps])
-              for n, (title, _) in SCHEDULES.items()}
+    steps, by_name = minibatch.schedule_curves(total_steps=int(total), base_lr=float(base))
+    curves = {schedule_info(name).title: values for name, values in by_name.items()}
     st.plotly_chart(lines(steps, curves, title="Learning rate during training", x_title="step",
                           y_title="learning rate", presenter=presenter_mode()), width="stretch")
     st.latex(r"\eta_t^{\text{cosine}} = \tfrac{\eta_0}{2}\left(1 + \cos\frac{\pi t}{T}\right)"
@@ -80,33 +76,20 @@ def render_schedules() -> None:
 
 def render_range_test() -> None:
     a, b, c, d = st.columns(4)
-    optimizer = a.selectbox("Optimizer", RANGE_OPTIMIZERS, key="mb.opt", format_func=lambda n: OPTIMIZERS[n][0],
+    optimizer = a.selectbox("Optimizer", RANGE_OPTIMIZERS, key="mb.opt", format_func=lambda n: optimizer_info(n).title,
                             help="Trained from the model's initialization while the learning rate grows.")
     steps = b.slider("Steps", 20, 1000, key="mb.steps", step=10, help="Mini-batches of 32 during the test.")
     lo = c.slider("log₁₀ lr from", -7.0, 0.0, key="mb.lo", step=0.5, help="The first learning rate, 10^this.")
     hi = d.slider("log₁₀ lr to", -3.0, 1.0, key="mb.hi", step=0.5, help="The last learning rate, 10^this.")
     model_name = st.session_state["mb.model"]
-    if not st.button("Run the range test", key="mb.range.start", type="primary"):
-        result = st.session_state.get("mb.range")
-    else:
-        cancel = st.empty()
-        cancel.button("Cancel", key="mb.range.cancel", help="Stop the test; nothing is kept.")
-        bar = st.progress(0.0, text="Range test…")
-        dataset = load_dataset("digits", None, seed())
-        try:
-            result = minibatch.lr_range_test(_model(model_name, dataset, seed()), dataset.train.x, dataset.train.y,
-                                             losses.build("cross_entropy"), optimizer=optimizer, lr_min=10 ** lo,
-                                             lr_max=10 ** hi, steps=steps, batch_size=32, seed=seed(),
-                                             progress=lambda f, m: bar.progress(f, text=m))
-        except UserInputError as error:
-            st.error(str(error))
-            return
-        bar.empty()
-        cancel.empty()
-        st.session_state["mb.range"] = result
+    dataset = load_dataset("digits", None, seed())
+    result = computed("mb.range", (model_name, optimizer, lo, hi, steps, seed()), minibatch.lr_range_test,
+                      label="Range test", start_button="Run the range test",
+                      start_help="A few hundred steps while the learning rate grows from the first value to the last.",
+                      model=_model(model_name, dataset, seed()), x=dataset.train.x, y=dataset.train.y,
+                      loss_fn=losses.build("cross_entropy"), optimizer=optimizer, lr_min=10 ** lo,
+                      lr_max=10 ** hi, steps=steps, batch_size=32, seed=seed())
     if result is None:
-        st.info("Press **Run the range test**: a few hundred steps while the learning rate grows from the "
-                "first value to the last.")
         return
     st.plotly_chart(lines(result.lrs, {"loss": result.losses, "smoothed": result.smoothed},
                           title="Loss while the learning rate grows", x_title="learning rate", y_title="loss",
@@ -120,14 +103,10 @@ st.title("Mini-batches & learning rate")
 lesson_link_ui("app_pages/training/minibatch.py")
 st.markdown("Each step of mini-batch SGD estimates the gradient from B examples instead of all of them. "
             "How noisy is that estimate on a real network, and how should the learning rate change over training?")
-show_problems(init_from_url(FIELDS))
-try:
+with url_state(FIELDS):
     st.header("Gradient noise vs batch size")
     render_noise()
     st.header("Learning-rate schedules")
     render_schedules()
     st.header("Learning-rate range test")
     render_range_test()
-except UserInputError as error:
-    st.error(str(error))
-write_to_url(FIELDS)

@@ -4,11 +4,11 @@ import streamlit as st
 
 from engine.training import surfaces as optim2d
 from engine.errors import UserInputError
-from engine.training.optimizers import OPTIMIZERS
+from engine.training.optimizers import OPTIMIZERS, optimizer_info
 from ui.figures.optim import per_step, surface_3d, surface_contour
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode
-from ui.state import choice, flag, init_from_url, number, show_problems, write_to_url
+from ui.state import choice, flag, number, url_state
 
 LR_FACTORS = {"too_small": ("Too small (×0.1)", 0.1), "right": ("About right", 1.0),
               "too_large": ("Too large (×8)", 8.0)}
@@ -59,7 +59,8 @@ def surface_ui() -> tuple[str, float, int, float]:
                        help="Quadratic only: ratio of the steepest to the flattest curvature.")
     steps = right.slider("Steps", 10, 1000, key="opt.steps", step=10, help="How many optimizer steps to run.")
     momentum = last.slider("Momentum μ", 0.0, 0.99, key="opt.momentum", step=0.01,
-                           help="Used by SGD + momentum and Nesterov (PyTorch's `momentum`).")
+                           help="Used by SGD + momentum and Nesterov (PyTorch's `momentum`). Nesterov needs "
+                                "μ > 0: it looks ahead along the velocity, and with μ = 0 there is none.")
     info = optim2d.info(surface)
     st.latex(info.formula + (rf",\quad \kappa = {kappa:g}" if surface == "quadratic" else ""))
     st.caption(f"{info.note} Start: {info.start}; minima (★): {', '.join(str(m) for m in info.minima)}.")
@@ -76,12 +77,12 @@ def optimizers_ui() -> dict[str, float]:
         for column, (name, (label, factor)) in zip(buttons, LR_FACTORS.items()):
             column.button(label, key=f"opt.preset.{name}", on_click=_set_learning_rates, args=(factor,),
                           width="stretch", help=f"Set every learning rate to {factor:g}× one that works here.")
-        for n, (title, rule, _) in OPTIMIZERS.items():
+        for n, entry in OPTIMIZERS.items():
             use, formula, rate = st.columns([1.5, 3.6, 1.0], vertical_alignment="center")
-            used = use.checkbox(title, key=f"opt.use.{n}", help=f"Run {title} from the start point.")
-            formula.latex(rule)
+            used = use.checkbox(entry.title, key=f"opt.use.{n}", help=f"Run {entry.title} from the start point.")
+            formula.latex(entry.rule)
             lr = rate.number_input("η", 1e-6, 100.0, key=f"opt.lr.{n}", format="%.4g", step=None,
-                                   help=f"Learning rate of {title}.", disabled=not used)
+                                   help=f"Learning rate of {entry.title}.", disabled=not used)
             if used:
                 chosen[n] = lr
     return chosen
@@ -91,11 +92,13 @@ def render_paths(surface: str, kappa: float, steps: int, momentum: float, chosen
     if not chosen:
         st.info("Tick at least one optimizer above.")
         return
-    try:
-        paths = {OPTIMIZERS[n][0]: _trajectory(surface, n, lr, steps, momentum, kappa) for n, lr in chosen.items()}
-        grid = _grid(surface, kappa)
-    except UserInputError as error:
-        st.error(str(error))
+    grid, paths = _grid(surface, kappa), {}
+    for n, lr in chosen.items():  # one optimizer's refused setting (Nesterov with μ = 0) leaves the others drawn
+        try:
+            paths[optimizer_info(n).title] = _trajectory(surface, n, lr, steps, momentum, kappa)
+        except UserInputError as error:
+            st.error(f"{optimizer_info(n).title}: {error}")
+    if not paths:
         return
     for path in paths.values():
         if path.diverged:
@@ -124,8 +127,5 @@ lesson_link_ui("app_pages/training/optimizers.py")
 st.markdown("The same `torch.optim` optimizers that train networks, on a function of just two parameters, "
             "so you can watch every step. Press **▶ Play** on the contour plot; change learning rates and "
             "surfaces and see which optimizer zig-zags, overshoots, stalls on a plateau or escapes a saddle.")
-show_problems(init_from_url(FIELDS, PRESETS))
-surface_args = surface_ui()
-chosen_lrs = optimizers_ui()
-write_to_url(FIELDS)
-render_paths(*surface_args, chosen_lrs)
+with url_state(FIELDS, PRESETS):
+    render_paths(*surface_ui(), optimizers_ui())

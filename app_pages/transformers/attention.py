@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from engine.errors import UserInputError
 from engine.explain import attention as att
 from engine.models.vit import sinusoidal_encoding
 from ui.figures import attention as figs
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import UrlField, choice, flag, init_from_url, number, show_problems, write_to_url
+from ui.state import UrlField, choice, flag, number, url_state
 
 P = "attn"
 SENTENCES = {
@@ -101,12 +100,8 @@ def render_positions(presenter: bool) -> None:
 def render() -> None:
     words, width, heads, scale, pos = setup_ui()
     presenter = presenter_mode()
-    try:
-        x = att.toy_tokens(words, width, seed=seed(), positional=pos)
-        steps = att.attention_steps(x, num_heads=heads, **att.toy_weights(width, seed=seed(), scale=scale))
-    except UserInputError as error:
-        st.error(str(error))
-        return
+    x = att.toy_tokens(words, width, seed=seed(), positional=pos)
+    steps = att.attention_steps(x, num_heads=heads, **att.toy_weights(width, seed=seed(), scale=scale))
     render_projections(steps, words, presenter)
     head = 0
     if heads > 1:
@@ -122,7 +117,6 @@ lesson_link_ui("app_pages/transformers/attention.py")
 st.markdown("Self-attention lets every token look at every other token and take a weighted mean of what "
             "it finds. Below are the real matrices for a short sentence: change the sentence, the width, "
             "the heads, and watch each step.")
-show_problems(init_from_url(FIELDS, PRESETS))
-render()
-render_positions(presenter_mode())
-write_to_url(FIELDS)
+with url_state(FIELDS, PRESETS):
+    render()
+    render_positions(presenter_mode())

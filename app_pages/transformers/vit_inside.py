@@ -2,16 +2,17 @@
 
 import streamlit as st
 
-from engine import models
 from engine.errors import UserInputError
 from engine.explain import attention as att
 from engine.models.vit import patches
-from engine.training.trainer import TrainConfig, predict
+from engine.training.metrics import predict_one
+from engine.training.trainer import TrainConfig
 from ui.figures import attention as figs
 from ui.images import tile, to_display
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, init_from_url, number, run_dataset, runs, show_problems, write_to_url
+from ui.run_picker import family_runs, run_select_ui
+from ui.state import choice, number, run_dataset, url_state
 from ui.train_config import load_dataset
 from ui.train_panel import Job, train_panel_ui
 
@@ -24,21 +25,14 @@ QUICK = {  # name -> (title, TrainConfig); digits ≈ 6 s and ≈ 89 % test accu
         data="shapes", image_size=16, model="vit_tiny", model_options=dict(width=32, depth=3, heads=4, patch_size=2),
         optimizer="adamw", lr=2e-3, batch_size=64, epochs=6, augmentation="flip_shift")),
 }
-FIELDS = [
-    choice(f"{P}.quick", "quick", "digits", list(QUICK)),
-    number(f"{P}.index", "i", 0, 0, 100_000, int),
-    choice(f"{P}.fusion", "fusion", "mean", list(att.HEAD_FUSIONS)),
-    number(f"{P}.discard", "discard", 0.0, 0.0, 0.95),
-]
-
-
-def _vit_runs() -> dict:
-    return {name: run for name, run in runs().items() if models.info(run.model_config.name).family == "vit"}
+FIELDS = [choice(f"{P}.quick", "quick", "digits", list(QUICK)), number(f"{P}.index", "i", 0, 0, 100_000, int),
+          choice(f"{P}.fusion", "fusion", "mean", list(att.HEAD_FUSIONS)),
+          number(f"{P}.discard", "discard", 0.0, 0.0, 0.95)]
 
 
 def model_ui():
     """Pick a ViT Run of this session, or train a small one now; None until there is one."""
-    with st.expander("Train a small ViT now", expanded=not _vit_runs()):
+    with st.expander("Train a small ViT now", expanded=not family_runs("vit")):
         quick = st.selectbox("Data", list(QUICK), key=f"{P}.quick", format_func=lambda k: QUICK[k][0],
                              help="A tiny ViT trained here and kept as a Run of this session.")
         title, config = QUICK[quick]
@@ -48,15 +42,11 @@ def model_ui():
                                  label="Train the ViT")
         if trained:
             st.session_state[f"{P}.run"] = trained[-1]
-    available = _vit_runs()
+    available = family_runs("vit")
     if not available:
         st.info("No ViT yet: train one above (or on the CNN vs ViT page).")
         return None
-    names = list(available)
-    if st.session_state.get(f"{P}.run") not in names:
-        st.session_state[f"{P}.run"] = names[-1]
-    name = st.selectbox("ViT run", names, key=f"{P}.run", help="Any ViT trained in this session.")
-    return available[name]
+    return run_select_ui(available, key=f"{P}.run", label="ViT run", help="Any ViT trained in this session.")
 
 
 def image_ui(run):
@@ -68,10 +58,9 @@ def image_ui(run):
     index = st.number_input(f"Test image (0–{count - 1})", 0, 100_000, key=f"{P}.index",
                             help="Which test image to look at.") % count
     image = dataset.test.x[index]
-    probs = predict(run.model, image[None])[0]
-    guess = int(probs.argmax())
+    guess = predict_one(run.model, image)
     st.caption(f"True class **{run.class_names[int(dataset.test.y[index])]}**, predicted "
-               f"**{run.class_names[guess]}** ({float(probs[guess]):.0%}).")
+               f"**{run.class_names[guess.best]}** ({guess.confidence:.0%}).")
     return image, dataset
 
 
@@ -90,15 +79,11 @@ def render_patches(image, maps) -> None:
 def render_positions(run, presenter: bool) -> None:
     st.subheader("2. What the position embeddings learned")
     try:
-        similarity = att.position_similarity(run.model).numpy()  # (P, g, g)
+        similarity = att.position_similarity(run.model)  # (P, g, g)
     except UserInputError as error:
         st.info(f"{error}: the model sees the patches as an unordered set.")
         return
-    g = similarity.shape[-1]
-    grid = similarity.reshape(g, g, g, g)
-    st.plotly_chart(figs.map_grid(grid, title="Cosine similarity of each patch's position embedding with all others",
-                                  row_titles=[], col_titles=[], shared_scale=True, presenter=presenter,
-                                  cell=max(40, 360 // g)), width="stretch")
+    st.plotly_chart(figs.position_similarity(similarity.numpy(), presenter=presenter), width="stretch")
     st.caption("Tile (r, c) shows how similar patch (r, c)'s embedding is to every patch. A bright spot at "
                "its own place and along its row and column means the model learned the 2-D layout itself.")
 
@@ -107,10 +92,7 @@ def render_heads(maps, presenter: bool) -> None:
     st.subheader("3. Where each head looks, layer by layer")
     cls = att.class_token_attention(maps)[0].numpy()  # (L, h, g, g)
     what = "class token's attention" if maps.class_token else "attention each patch receives (mean pooling)"
-    st.plotly_chart(figs.map_grid(cls, title=f"The {what} to the patches",
-                                  row_titles=[f"layer {i + 1}" for i in range(maps.num_layers)],
-                                  col_titles=[f"head {j + 1}" for j in range(maps.num_heads)],
-                                  presenter=presenter), width="stretch")
+    st.plotly_chart(figs.head_maps(cls, title=f"The {what} to the patches", presenter=presenter), width="stretch")
 
 
 def render_rollout(image, maps, presenter: bool) -> None:
@@ -162,6 +144,5 @@ st.title("Inside a ViT")
 lesson_link_ui("app_pages/transformers/vit_inside.py")
 st.markdown("A Vision Transformer reads an image as a sentence of patches. Train a tiny one (or pick one "
             "trained on the CNN vs ViT page) and look at what its position embeddings and attention heads do.")
-show_problems(init_from_url(FIELDS))
-render()
-write_to_url(FIELDS)
+with url_state(FIELDS):
+    render()

@@ -5,7 +5,7 @@ train/val/test stratified by class (70/10/20, or the official test split plus 10
 official train split as val), resized to a square side, with train-split mean/std.
 
 References:
-    - torchvision's model registry (``models/_api.py``), the shape of this registry.
+    - torchvision's model registry (``models/_api.py``), the shape of ``engine.registry``.
     - E. Alpaydin, C. Kaynak, "Optical Recognition of Handwritten Digits", UCI 1998
       (scikit-learn ``load_digits``): https://archive.ics.uci.edu/dataset/80
     - G. B. Huang et al., "Labeled Faces in the Wild", 2007 (scikit-image ``lfw_subset``).
@@ -28,6 +28,7 @@ from engine.device import generator
 from engine.errors import UserInputError
 from engine.data.images import resize_batch
 from engine.data.shapes import SHAPE_CLASSES, render_shapes
+from engine.registry import Registry
 
 Progress = Callable[[float, str], None]
 
@@ -113,34 +114,22 @@ class _Entry:
     options: dict[str, _IntOption]
 
 
-_REGISTRY: dict[str, _Entry] = {}
+# The bundled and procedural sets first (they work offline), then downloads.py's torchvision sets.
+DATASETS: Registry[_Entry] = Registry("data set")
 
 
 def register(info: DatasetInfo, *, options: dict[str, _IntOption] | None = None) -> Callable:
     """Decorator adding a loader ``fn(*, seed, root, progress, **options) -> _Raw``."""
-
-    def decorator(fn: Callable[..., _Raw]) -> Callable[..., _Raw]:
-        if info.name in _REGISTRY:
-            raise ValueError(f"data set {info.name!r} is already registered")
-        _REGISTRY[info.name] = _Entry(info, fn, dict(options or {}))
-        return fn
-
-    return decorator
+    return DATASETS.register(info.name, lambda loader: _Entry(info, loader, dict(options or {})))
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def _entry(name: str) -> _Entry:
-    if name not in _REGISTRY:
-        raise UserInputError(f"unknown data set {name!r}; choose one of: {', '.join(names())}")
-    return _REGISTRY[name]
+    return DATASETS.names()
 
 
 def info(name: str) -> DatasetInfo:
     """A set's metadata, without loading it."""
-    return _entry(name).info
+    return DATASETS.get(name).info
 
 
 def default_root() -> Path:
@@ -238,7 +227,7 @@ def load(name: str, *, image_size: int | None = None, seed: int = 0, root: str |
         root: folder for downloaded sets (default :func:`default_root`).
         progress: called as ``progress(fraction, message)`` between stages.
     """
-    entry = _entry(name)
+    entry = DATASETS.get(name)
     opts = _check_options(name, entry, options)
     size = entry.info.native_size if image_size is None else _as_int(
         "image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)

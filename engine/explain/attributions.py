@@ -32,9 +32,11 @@ from captum.attr import (GuidedBackprop, GuidedGradCam, IntegratedGradients, Lay
                          NoiseTunnel, Occlusion, Saliency)
 from torch import Tensor, nn
 
+from engine.device import seeded
 from engine.errors import UserInputError
-from engine.explain.features import ACTIVATION_TYPES, capturing, model_device
-from engine.models.blocks import evaluating
+from engine.explain.features import capturing, model_device
+from engine.models.blocks import evaluating, named_activations, relu_only
+from engine.registry import Registry
 
 Progress = Callable[[float, str], None]
 CHUNK_PIXELS = 2_000_000  # C·H·W summed over one chunk: about 0.3 s of resnet18 on 2 CPU threads
@@ -56,7 +58,8 @@ class Method:
     signed: bool = False  # the map has meaningful sign (shown on a diverging colormap)
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
+METHODS: Registry[Method] = Registry("attribution method")
+for _method in (
     Method("saliency", "Saliency", r"M_{ij} = \max_c \left|\frac{\partial S_y}{\partial x_{cij}}\right|",
            "The gradient of the class score: which pixels would change the score most if nudged."),
     Method("integrated_gradients", "Integrated Gradients",
@@ -81,7 +84,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            signed=True),
     Method("occlusion", "Occlusion", r"O_{ij} = S_y(x) - S_y(x \text{ with a gray patch over } (i, j))",
            "Slide a patch over the image; how much the score drops when each region is hidden.", slow=True, signed=True),
-)}
+):
+    METHODS.add(_method.name, _method)
 
 
 @dataclass(frozen=True)
@@ -105,30 +109,20 @@ class Attribution:
 
 
 def names() -> list[str]:
-    return list(METHODS)
+    return METHODS.names()
 
 
 def method(name: str) -> Method:
-    if name not in METHODS:
-        raise UserInputError(f"attribution method must be one of {', '.join(METHODS)}; got {name!r}")
-    return METHODS[name]
-
-
-def non_relu_activations(model: nn.Module) -> list[str]:
-    """Names of the activation types in `model` other than nn.ReLU."""
-    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, ACTIVATION_TYPES)
-                   and type(m) is not nn.ReLU} | ({"MultiheadAttention"} if any(
-                       isinstance(m, nn.MultiheadAttention) for m in model.modules()) else set()))
+    return METHODS.get(name)
 
 
 def unavailable(name: str, model: nn.Module, *, layer: str | None) -> str | None:
     """Why method `name` cannot run on `model`, or None when it can."""
     entry = method(name)
-    if entry.needs_relu:
-        others = non_relu_activations(model)
-        if others:
-            return (f"{entry.title} changes the backward pass of ReLU units only; this model also uses "
-                    f"{', '.join(others)}, where the rule is undefined.")
+    if entry.needs_relu and not relu_only(model):
+        others = sorted({type(module).__name__ for _, module in named_activations(model)} - {"ReLU"})
+        return (f"{entry.title} changes the backward pass of ReLU units only; this model also uses "
+                f"{', '.join(others)}, where the rule is undefined.")
     if entry.needs_layer and layer is None:
         return f"{entry.title} needs a convolutional layer with a spatial map; this model has none marked."
     return None
@@ -227,8 +221,7 @@ def attribute(model: nn.Module, x: Tensor, name: str, *, target: int, layer: str
                                                          internal_batch_size=chunk)
         elif name == "smoothgrad":
             metered = _Metered(model, config.samples, progress, should_stop, "SmoothGrad")
-            with torch.random.fork_rng(devices=[]):  # captum draws the noise from the global RNG
-                torch.manual_seed(config.seed)
+            with seeded(config.seed, x.device):  # captum draws the noise from torch's global generator
                 raw = NoiseTunnel(Saliency(metered)).attribute(x, nt_type="smoothgrad", nt_samples=config.samples,
                                                                nt_samples_batch_size=chunk, stdevs=config.noise,
                                                                target=target, abs=True)
@@ -257,8 +250,7 @@ def attribute(model: nn.Module, x: Tensor, name: str, *, target: int, layer: str
 def randomized_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
     """A copy of `model` with every learnable layer re-initialized (the Adebayo et al. model randomization)."""
     clone = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed, model_device(clone)):  # reset_parameters draws from torch's global generator
         for module in clone.modules():
             if module is not clone and hasattr(module, "reset_parameters") and any(
                     True for _ in module.parameters(recurse=False)):

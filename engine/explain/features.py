@@ -25,11 +25,9 @@ from torch import Tensor, nn
 
 from engine.device import generator
 from engine.errors import UserInputError
-from engine.models.blocks import evaluating
+from engine.models.blocks import evaluating, named_activations
 
 Progress = Callable[[float, str], None]
-ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.Tanh, nn.Sigmoid,
-                    nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Mish)
 POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 OBJECTIVES = ("channel", "neuron", "layer", "logit")
 CHUNK = 256  # images per forward pass when scanning a data set
@@ -47,6 +45,11 @@ class LayerMaps:
     def __repr__(self) -> str:
         return f"LayerMaps({self.name!r}, {self.kind}, {tuple(self.maps.shape)})"
 
+    def channel_range(self, channel: int) -> tuple[float, float, float]:
+        """(min, max, mean) of one channel's map."""
+        values = self.maps[channel]
+        return float(values.min()), float(values.max()), float(values.mean())
+
 
 @dataclass
 class TopImages:
@@ -55,6 +58,10 @@ class TopImages:
     layer: str
     indices: Tensor  # (C, k) into the scanned images
     values: Tensor  # (C, k) mean activations, largest first
+
+    def images(self, scanned: Tensor, *, channels: int) -> Tensor:
+        """The top images of the first `channels` channels from the `scanned` batch: (channels·k, C, H, W), row by row."""
+        return scanned[self.indices[:channels].flatten()]  # (channels, k) -> (channels·k,)
 
 
 @dataclass(frozen=True)
@@ -78,19 +85,26 @@ class VisConfig:
     seed: int = 0
 
 
-def kind_of(module: nn.Module) -> str | None:
-    if isinstance(module, nn.Conv2d):
-        return "conv"
-    if isinstance(module, ACTIVATION_TYPES):
-        return "activation"
-    if isinstance(module, POOL_TYPES):
-        return "pool"
-    return None
+def canvas_size(objective: str, image_size: int) -> int:
+    """Side of the image feature visualization optimizes: a logit needs the model's own input size; a conv
+    layer takes any size, and a larger canvas (32…128 px) shows more of what the channel likes."""
+    return image_size if objective == "logit" else min(128, max(32, image_size))
 
 
 def mapped_layers(model: nn.Module) -> list[tuple[str, str]]:
-    """(name, kind) of every conv, activation and pooling module, in registration order."""
-    return [(name, kind) for name, module in model.named_modules() if name and (kind := kind_of(module))]
+    """(name, kind) of every conv, activation and pooling module, in registration order.
+
+    The activations are the ones `engine.models.blocks.named_activations` finds: a Maxout is one
+    activation layer, and the ReLU it uses inside is not shown as another.
+    """
+    activations = {name for name, _ in named_activations(model)}
+    layers = []
+    for name, module in model.named_modules():
+        kind = ("activation" if name in activations else "conv" if isinstance(module, nn.Conv2d)
+                else "pool" if isinstance(module, POOL_TYPES) else None)
+        if name and kind:
+            layers.append((name, kind))
+    return layers
 
 
 def _module(model: nn.Module, name: str) -> nn.Module:

@@ -107,6 +107,14 @@ def corrupt(x: Tensor, c: Corruption) -> Tensor:
     return x.clamp(0.0, 1.0)
 
 
+def occlusion_window(side: int, *, fraction: float) -> tuple[int, int]:
+    """(patch, stride) in pixels for a patch of `fraction` of the image side; the stride is half the patch."""
+    if not 0 < fraction <= 1:
+        raise UserInputError(f"occlusion patch must be a fraction of the side in (0, 1]; got {fraction}")
+    patch = max(1, round(fraction * side))
+    return patch, max(1, patch // 2)
+
+
 def occlusion_heatmap(model: nn.Module, x: Tensor, target: int, *, patch: int, stride: int, fill: float = 0.5,
                       progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> Tensor:
     """Probability of `target` with a gray `patch` at each position: (rows, cols) for one image (1, C, H, W)."""
@@ -206,6 +214,54 @@ def pgd(model: nn.Module, x: Tensor, label: Tensor | int, *, eps: float, step: f
             if progress is not None:
                 progress((i + 1) / steps, f"PGD step {i + 1} of {steps}: loss {loss:.3f}")
     return adv.detach().to(home)
+
+
+ATTACKS = ("fgsm", "pgd")
+
+
+@dataclass
+class Attack:
+    """An adversarial image and how far it moved from the original."""
+
+    adversarial: Tensor  # (B, C, H, W) in [0, 1]
+    delta: Tensor  # adversarial − original, each pixel in [−ε, ε]
+    linf: float  # ‖delta‖∞
+
+
+def attack(model: nn.Module, x: Tensor, label: Tensor | int, *, method: str, eps: float, steps: int = 10,
+           seed: int = 0, progress: Progress | None = None) -> Attack:
+    """Attack images `x` with FGSM or PGD (`steps` iterations) within an L∞ ball of radius `eps`."""
+    if method == "fgsm":
+        adversarial = fgsm(model, x, label, eps=eps)
+    elif method == "pgd":
+        adversarial = pgd(model, x, label, eps=eps, steps=steps, seed=seed, progress=progress)
+    else:
+        raise UserInputError(f"attack must be one of {', '.join(ATTACKS)}; got {method!r}")
+    return Attack(adversarial, adversarial - x, linf(adversarial, x))
+
+
+@dataclass
+class EpsCurve:
+    """FGSM at growing ε: the probability of the true class and of its strongest rival."""
+
+    eps: list[float]
+    label: int
+    label_probability: list[float]
+    rival: int  # the most likely other class at the largest ε
+    rival_probability: list[float]
+
+
+def eps_curve(model: nn.Module, x: Tensor, label: int, *, around: float, points: int = 16,
+              progress: Progress | None = None) -> EpsCurve:
+    """FGSM on one image (1, C, H, W) at `points` values of ε from 0 to twice `around` (at least 0.02)."""
+    if points < 2:
+        raise UserInputError(f"an ε curve needs at least 2 points; got {points}")
+    top = max(0.02, 2 * around)
+    grid = [round(i * top / (points - 1), 5) for i in range(points)]
+    probabilities = fgsm_sweep(model, x, label, grid, progress=progress)  # (E, K)
+    ranked = probabilities[-1].argsort(descending=True).tolist()
+    rival = next(k for k in ranked if k != label)
+    return EpsCurve(grid, label, probabilities[:, label].tolist(), rival, probabilities[:, rival].tolist())
 
 
 def linf(a: Tensor, b: Tensor) -> float:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.device import seeded
 from engine.errors import UserInputError
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -264,7 +265,8 @@ def run_conv(config: ConvConfig, image: Tensor, weight: Tensor, bias: Tensor | N
     check_conv(config, image.shape[-2], image.shape[-1])
     if image.shape[0] != config.in_channels:
         raise UserInputError(f"in_channels ({config.in_channels}) must equal the image's channels ({image.shape[0]})")
-    module = conv_module(config)
+    with seeded(0):  # the constructor draws weights from torch's global generator; ours replace them
+        module = conv_module(config)
     with torch.no_grad():
         module.weight.copy_(weight)
         if module.bias is not None:
@@ -291,6 +293,15 @@ def pad_image(image: Tensor, config: ConvConfig) -> Tensor:
         return image
     mode = "constant" if config.padding_mode == "zeros" else config.padding_mode
     return F.pad(image[None].float(), (before, after, before, after), mode=mode)[0]
+
+
+def padded_corner(image: Tensor, config: ConvConfig, *, corner: int) -> tuple[np.ndarray, int]:
+    """Channel 0's top-left `corner`×`corner` input pixels with the padding before them, and that padding.
+
+    A transposed convolution's padding crops its output instead, so its input is shown unpadded.
+    """
+    before = 0 if config.transposed else padding_amounts(config.kernel_size, config.padding, config.dilation)[0]
+    return pad_image(image, config)[0, :corner + before, :corner + before].numpy(), before
 
 
 def conv_cost(config: ConvConfig, height: int, width: int) -> Cost:
@@ -362,6 +373,46 @@ def window_products(padded: Tensor, kernel: Tensor, config: ConvConfig, i: int, 
     patch = padded[rows][:, cols]  # (K, K), dilation picks every D-th pixel
     products = patch * kernel
     return products, float(products.sum())
+
+
+@dataclass(frozen=True)
+class WindowStep:
+    """One output (i, j) of a single-channel convolution worked out by hand, beside what nn.Conv2d gives."""
+
+    i: int
+    j: int
+    padded: Tensor  # (H + P_before + P_after, W + …) the input as the window sees it
+    padding: tuple[int, int]  # pixels before and after
+    cells: tuple[tuple[int, int], ...]  # the window's (row, col) in padded coordinates
+    patch: Tensor  # (K, K) the inputs under the window
+    products: Tensor  # (K, K) patch × kernel
+    total: float  # their sum
+    module_value: float  # nn.Conv2d's output at (i, j)
+
+
+def _single_channel(config: ConvConfig) -> ConvConfig:
+    return ConvConfig(1, 1, config.kernel_size, config.stride, config.padding, config.dilation,
+                      padding_mode=config.padding_mode, bias=False)
+
+
+def window_positions(config: ConvConfig, grid: Tensor) -> int:
+    """Outputs the window of `config` visits on a (1, H, W) grid; UserInputError when the layer does not fit it."""
+    out_h, out_w = check_conv(_single_channel(config), grid.shape[-2], grid.shape[-1])
+    return out_h * out_w
+
+
+def window_step(config: ConvConfig, grid: Tensor, kernel: Tensor, *, index: int) -> WindowStep:
+    """Output number `index` (row by row) of `config`'s window on a (1, H, W) grid with one (K, K) kernel."""
+    one = _single_channel(config)
+    out = run_conv(one, grid, kernel[None, None])[0]  # (1, H', W') -> (H', W')
+    i, j = divmod(min(max(index, 0), out.numel() - 1), out.shape[1])
+    before, after = padding_amounts(config.kernel_size, config.padding, config.dilation)
+    padded = pad_image(grid, one)[0]
+    win = window(one, i, j)
+    rows, cols = [r + before for r in win.rows], [c + before for c in win.cols]
+    products, total = window_products(padded, kernel, one, i, j)
+    return WindowStep(i, j, padded, (before, after), tuple((r, c) for r in rows for c in cols),
+                      padded[rows][:, cols], products, total, float(out[i, j]))
 
 
 def coverage(n: int, kernel: int, stride: int = 1, padding: int | str = 0, dilation: int = 1,

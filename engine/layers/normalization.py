@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from engine.device import seeded
 from engine.errors import UserInputError
 
 AXIS_NAMES = ("N", "C", "H", "W")
@@ -101,8 +102,7 @@ class FoldingDemo:
 
 def folding_demo(images: Tensor, *, channels: int = 8, steps: int = 20, seed: int = 0) -> FoldingDemo:
     """Train a conv + BN's statistics on `images` (N, C, H, W), fold them, and compare outputs in eval mode."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):  # nn.Conv2d and the γ, β draws come from torch's global generator
         conv = nn.Conv2d(images.shape[1], channels, 3, padding=1)
         bn = nn.BatchNorm2d(channels)
         nn.init.uniform_(bn.weight, 0.5, 2.0)  # as if trained: γ, β away from 1 and 0

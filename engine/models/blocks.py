@@ -1,30 +1,32 @@
-"""Building blocks shared by the trainable models: input normalization and the option registries.
+"""Building blocks shared by the trainable models: input normalization, Maxout, and the option registries.
 
-Each option (activation, normalization, initialization) is a small registry with `names()` so that
-pages list the choices and later topics extend them in one place.
+Each option (activation, normalization, initialization) is one `engine.registry.Registry`, so that
+pages list the choices and later topics extend them in one place. The activation registry is the
+one list of activations: each entry holds the module, its formula and closed-form derivative, and
+`named_activations` / `relu_only` answer, for every part of the engine, what a model's
+activations are.
 
 References:
     He et al. 2015, "Delving Deep into Rectifiers" (Kaiming init, PReLU), arXiv 1502.01852.
     Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural networks".
     Goodfellow et al. 2013, "Maxout Networks", arXiv 1302.4389.
+    Clevert et al. 2015 (ELU) arXiv 1511.07289; Hendrycks & Gimpel 2016 (GELU) arXiv 1606.08415;
+    Ramachandran et al. 2017 (SiLU/Swish) arXiv 1710.05941.
     Ioffe & Szegedy 2015, "Batch Normalization", arXiv 1502.03167.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from engine.errors import UserInputError
-
-
-def _choose(kind: str, registry: dict, name: str):
-    if name not in registry:
-        raise UserInputError(f"{kind} must be one of {', '.join(sorted(registry))}; got {name!r}")
-    return registry[name]
+from engine.registry import Registry
 
 
 class Normalize(nn.Module):
@@ -85,27 +87,107 @@ class Maxout(nn.Module):
         return f"k={self.k}"
 
 
-# Activations: fresh module per call, never in-place (in-place ops break forward hooks).
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),
-    "prelu": nn.PReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "silu": nn.SiLU,
-    "softplus": nn.Softplus,
-    "maxout": lambda: Maxout(2),
-}
+def _sigmoid_grad(x: Tensor) -> Tensor:
+    s = torch.sigmoid(x)
+    return s * (1 - s)
+
+
+def _gelu_grad(x: Tensor) -> Tensor:
+    cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+    pdf = torch.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
+    return cdf + x * pdf
+
+
+def _maxout_grad(x: Tensor) -> Tensor:
+    unit = Maxout(2)
+    pieces = unit.slope.detach()[:, None] * x.flatten() + unit.intercept.detach()[:, None]  # (k, N)
+    return unit.slope.detach()[pieces.argmax(0)].view_as(x)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation: the module class that computes it in a model, and what the page shows about it."""
+
+    name: str
+    title: str
+    module: type[nn.Module]  # every instance of it in a model is this activation
+    formula: str  # LaTeX of f(x)
+    derivative_formula: str  # LaTeX of f'(x)
+    derivative: Callable[[Tensor], Tensor] = field(repr=False)  # the closed form, checked against autograd
+    note: str = ""
+    options: Mapping[str, object] = field(default_factory=dict)  # constructor arguments of `module`
+
+    def build(self) -> nn.Module:
+        """A fresh module, never in-place (in-place ops break forward hooks)."""
+        return self.module(**self.options)
+
+
+ACTIVATIONS: Registry[Activation] = Registry("activation")
+for _activation in (
+    Activation("sigmoid", "Sigmoid", nn.Sigmoid, r"\sigma(x) = \frac{1}{1 + e^{-x}}", r"\sigma(x)\,(1 - \sigma(x))",
+               _sigmoid_grad, "Saturates at both ends; its slope is at most ¼, so gradients shrink layer by layer."),
+    Activation("tanh", "tanh", nn.Tanh, r"\tanh x = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}", r"1 - \tanh^2 x",
+               lambda x: 1 - torch.tanh(x) ** 2, "Zero-centred, but still saturates."),
+    Activation("relu", "ReLU", nn.ReLU, r"\max(0, x)", r"\begin{cases}1 & x > 0\\ 0 & x \le 0\end{cases}",
+               lambda x: (x > 0).to(x.dtype),
+               "No saturation for x > 0; a unit stuck at x ≤ 0 gets no gradient (dead)."),
+    Activation("leaky_relu", "Leaky ReLU", nn.LeakyReLU, r"\max(0.01x, x)",
+               r"\begin{cases}1 & x > 0\\ 0.01 & x \le 0\end{cases}",
+               lambda x: torch.where(x > 0, 1.0, 0.01).to(x.dtype), "A small slope for x < 0: never dead.",
+               {"negative_slope": 0.01}),
+    Activation("prelu", "PReLU", nn.PReLU, r"\max(a x, x),\ a\ \text{learned (starts at 0.25)}",
+               r"\begin{cases}1 & x > 0\\ a & x \le 0\end{cases}",
+               lambda x: torch.where(x > 0, 1.0, 0.25).to(x.dtype), "Leaky ReLU whose slope is learned."),
+    Activation("elu", "ELU", nn.ELU, r"\begin{cases}x & x > 0\\ e^{x} - 1 & x \le 0\end{cases}",
+               r"\begin{cases}1 & x > 0\\ e^{x} & x \le 0\end{cases}",
+               lambda x: torch.where(x > 0, torch.ones_like(x), torch.exp(x)),
+               "Smooth negative part, mean closer to 0."),
+    Activation("gelu", "GELU", nn.GELU, r"x\,\Phi(x)", r"\Phi(x) + x\,\varphi(x)", _gelu_grad,
+               "Φ is the standard normal CDF; used in transformers."),
+    Activation("silu", "SiLU (Swish)", nn.SiLU, r"x\,\sigma(x)", r"\sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr)",
+               lambda x: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))), "Smooth, slightly negative dip."),
+    Activation("softplus", "Softplus", nn.Softplus, r"\log(1 + e^{x})", r"\sigma(x)", torch.sigmoid,
+               "A smooth ReLU; its derivative is the sigmoid."),
+    Activation("maxout", "Maxout (k = 2)", Maxout, r"\max_i\,(a_i x + b_i),\ a_i, b_i\ \text{learned}",
+               r"a_{i^*},\ i^* = \arg\max_i\,(a_i x + b_i)", _maxout_grad,
+               "Piecewise linear and convex; shown at its initial pieces.", {"k": 2}),
+):
+    ACTIVATIONS.add(_activation.name, _activation)
+
+# Activations that torchvision's pretrained models use besides ours (MobileNetV3's hard-swish and
+# squeeze-excitation gates): feature maps and attribution rules must see them too.
+TORCHVISION_ACTIVATIONS = (nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Mish)
 
 
 def activation_names() -> list[str]:
-    return sorted(ACTIVATIONS)
+    return ACTIVATIONS.names()
+
+
+def activation_info(name: str) -> Activation:
+    return ACTIVATIONS.get(name)
 
 
 def make_activation(name: str) -> nn.Module:
-    return _choose("activation", ACTIVATIONS, name)()
+    return ACTIVATIONS.get(name).build()
+
+
+def named_activations(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every activation of `model`, outermost only, in registration order.
+
+    A Maxout counts once: the ReLU inside it is how it takes the max, not another activation.
+    """
+    kinds = tuple(ACTIVATIONS.get(name).module for name in ACTIVATIONS) + TORCHVISION_ACTIVATIONS
+    found: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        inside = any(outer == "" or name.startswith(outer + ".") for outer, _ in found)
+        if isinstance(module, kinds) and not inside:
+            found.append((name, module))
+    return found
+
+
+def relu_only(model: nn.Module) -> bool:
+    """Whether every activation of `model` is a plain nn.ReLU (the unit Guided Backprop's rule is defined for)."""
+    return all(type(module) is nn.ReLU for _, module in named_activations(model))
 
 
 def _group_norm(channels: int) -> nn.Module:
@@ -114,92 +196,70 @@ def _group_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(groups, channels)
 
 
-# Normalization after a conv, on (B, C, H, W). "layer" normalizes over (C, H, W) per example,
-# which is GroupNorm with one group.
-NORMS_2D: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda c: nn.Identity(),
-    "batch": nn.BatchNorm2d,
-    "layer": lambda c: nn.GroupNorm(1, c),
-    "group": _group_norm,
-    "instance": lambda c: nn.InstanceNorm2d(c, affine=True),  # per example and channel, over (H, W)
-}
-
-
 def _no_instance_norm_1d(features: int) -> nn.Module:
     raise UserInputError("norm 'instance' normalizes each channel over its own H×W positions, and an MLP's "
                          f"hidden layers ({features} features) have none; use 'layer' or 'batch' for an MLP")
 
 
-# Normalization after a linear layer, on (B, D).
-NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda d: nn.Identity(),
-    "batch": nn.BatchNorm1d,
-    "layer": nn.LayerNorm,
-    "group": lambda d: nn.GroupNorm(next(g for g in (8, 4, 2, 1) if d % g == 0), d),
-    "instance": _no_instance_norm_1d,
-}
+@dataclass(frozen=True)
+class Norm:
+    """One normalization, as a module after a conv and after a linear layer."""
+
+    name: str
+    conv: Callable[[int], nn.Module] = field(repr=False)  # on (B, C, H, W), given C
+    linear: Callable[[int], nn.Module] = field(repr=False)  # on (B, D), given D
+
+
+# "layer" normalizes over (C, H, W) per example after a conv, which is GroupNorm with one group.
+NORMS: Registry[Norm] = Registry("norm")
+for _norm in (
+    Norm("none", lambda c: nn.Identity(), lambda d: nn.Identity()),
+    Norm("batch", nn.BatchNorm2d, nn.BatchNorm1d),
+    Norm("layer", lambda c: nn.GroupNorm(1, c), nn.LayerNorm),
+    Norm("group", _group_norm, _group_norm),
+    Norm("instance", lambda c: nn.InstanceNorm2d(c, affine=True), _no_instance_norm_1d),  # per example and channel
+):
+    NORMS.add(_norm.name, _norm)
 
 
 def norm_names() -> list[str]:
-    return list(NORMS_2D)
+    return NORMS.names()
 
 
 def norm2d(name: str, channels: int) -> nn.Module:
-    return _choose("norm", NORMS_2D, name)(channels)
+    return NORMS.get(name).conv(channels)
 
 
 def norm1d(name: str, features: int) -> nn.Module:
-    return _choose("norm", NORMS_1D, name)(features)
+    return NORMS.get(name).linear(features)
 
 
-def _init_default(module: nn.Module, sigma: float) -> None:
-    """Keep PyTorch's own initialization (Kaiming-uniform with a=√5 for conv and linear)."""
+@dataclass(frozen=True)
+class Init:
+    """One initialization scheme for conv and linear weights (biases start at 0 in every scheme but default)."""
+
+    name: str
+    # Fills a conv/linear weight in place, given σ; None keeps PyTorch's own initialization.
+    weight: Callable[[Tensor, float], object] | None = field(repr=False)
+    note: str = ""
 
 
-def _init_kaiming(module: nn.Module, sigma: float) -> None:
-    nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-
-
-def _init_xavier(module: nn.Module, sigma: float) -> None:
-    nn.init.xavier_normal_(module.weight)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-
-
-def _init_normal(module: nn.Module, sigma: float) -> None:
-    nn.init.normal_(module.weight, mean=0.0, std=sigma)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-
-
-def _init_zeros(module: nn.Module, sigma: float) -> None:
-    """All weights 0: every unit of a layer computes the same thing (the symmetry problem)."""
-    nn.init.zeros_(module.weight)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-
-
-def _init_constant(module: nn.Module, sigma: float) -> None:
-    """All weights σ: units stay identical (same symmetry problem), with non-zero outputs."""
-    nn.init.constant_(module.weight, sigma)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
-
-
-INITS: dict[str, Callable[[nn.Module, float], None]] = {
-    "default": _init_default,
-    "kaiming": _init_kaiming,
-    "xavier": _init_xavier,
-    "normal": _init_normal,
-    "zeros": _init_zeros,
-    "constant": _init_constant,
-}
+INITS: Registry[Init] = Registry("init")
+for _init in (
+    Init("default", None, "PyTorch's own: Kaiming-uniform with a=√5 for conv and linear."),
+    Init("kaiming", lambda w, sigma: nn.init.kaiming_normal_(w, nonlinearity="relu")),
+    Init("xavier", lambda w, sigma: nn.init.xavier_normal_(w)),
+    Init("normal", lambda w, sigma: nn.init.normal_(w, mean=0.0, std=sigma)),
+    Init("zeros", lambda w, sigma: nn.init.zeros_(w),
+         "All weights 0: every unit of a layer computes the same thing (the symmetry problem)."),
+    Init("constant", lambda w, sigma: nn.init.constant_(w, sigma),
+         "All weights σ: units stay identical (same symmetry problem), with non-zero outputs."),
+):
+    INITS.add(_init.name, _init)
 
 
 def init_names() -> list[str]:
-    return list(INITS)
+    return INITS.names()
 
 
 def initialize(model: nn.Module, name: str = "default", *, sigma: float = 0.01) -> nn.Module:
@@ -208,12 +268,16 @@ def initialize(model: nn.Module, name: str = "default", *, sigma: float = 0.01) 
     Draws from torch's global RNG: call it inside `torch.random.fork_rng` with a seed, as
     `engine.models.build` does, so that users sharing a process do not reseed each other.
     """
-    init = _choose("init", INITS, name)
+    init = INITS.get(name)
     if sigma <= 0:
         raise UserInputError(f"init sigma must be > 0; got {sigma}")
+    if init.weight is None:
+        return model
     for layer in model.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            init(layer, sigma)
+            init.weight(layer.weight, sigma)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
     return model
 
 

@@ -49,31 +49,6 @@ def mlp(*, in_channels: int, num_classes: int, image_size: int, hidden: Sequence
     return nn.Sequential(OrderedDict(layers))
 
 
-def _conv_block(c_in: int, c_out: int, act: str, norm: str) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none"), norm2d(norm, c_out), make_activation(act),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=norm == "none"), norm2d(norm, c_out), make_activation(act),
-            nn.MaxPool2d(2)]
-
-
-@register("tinyvgg", title="Tiny VGG", family="cnn", gradcam_layer="block2",
-          description="Two blocks of conv-act-conv-act-maxpool, then a linear classifier.")
-def tinyvgg(*, in_channels: int, num_classes: int, image_size: int, width: int = 16,
-            activation: str = "relu", norm: str = "none", dropout: float = 0.0) -> nn.Sequential:
-    _check_dropout(dropout)
-    if image_size < 4:
-        raise UserInputError(f"tinyvgg pools twice by 2, so image_size must be ≥ 4; got {image_size}")
-    if not 1 <= width <= 256:
-        raise UserInputError(f"tinyvgg width must be in 1…256; got {width}")
-    side = image_size // 4
-    return nn.Sequential(OrderedDict([
-        ("block1", nn.Sequential(*_conv_block(in_channels, width, activation, norm))),
-        ("block2", nn.Sequential(*_conv_block(width, width, activation, norm))),
-        ("flatten", nn.Flatten()),  # (B, width, H/4, W/4) -> (B, width·H/4·W/4)
-        ("dropout", nn.Dropout(dropout)),
-        ("fc", nn.Linear(width * side * side, num_classes)),
-    ]))
-
-
 @register("lenet5", title="LeNet-5", family="cnn", gradcam_layer="conv2",
           description="LeCun's 1998 digit reader: conv 5×5 (6) → pool → conv 5×5 (16) → pool → 120 → 84.")
 def lenet5(*, in_channels: int, num_classes: int, image_size: int, activation: str = "tanh",
@@ -97,4 +72,29 @@ def lenet5(*, in_channels: int, num_classes: int, image_size: int, activation: s
         ("dropout", nn.Dropout(dropout)),
         ("fc2", nn.Linear(120, 84)), ("act4", make_activation(activation)),
         ("fc3", nn.Linear(84, num_classes)),
+    ]))
+
+
+def _conv_block(c_in: int, c_out: int, act: str, norm: str) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none"), norm2d(norm, c_out), make_activation(act),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=norm == "none"), norm2d(norm, c_out), make_activation(act),
+            nn.MaxPool2d(2)]
+
+
+@register("tinyvgg", title="Tiny VGG", family="cnn", gradcam_layer="block2",
+          description="Two blocks of conv-act-conv-act-maxpool, then a linear classifier.")
+def tinyvgg(*, in_channels: int, num_classes: int, image_size: int, width: int = 16,
+            activation: str = "relu", norm: str = "none", dropout: float = 0.0) -> nn.Sequential:
+    _check_dropout(dropout)
+    if image_size < 4:
+        raise UserInputError(f"tinyvgg pools twice by 2, so image_size must be ≥ 4; got {image_size}")
+    if not 1 <= width <= 256:
+        raise UserInputError(f"tinyvgg width must be in 1…256; got {width}")
+    side = image_size // 4
+    return nn.Sequential(OrderedDict([
+        ("block1", nn.Sequential(*_conv_block(in_channels, width, activation, norm))),
+        ("block2", nn.Sequential(*_conv_block(width, width, activation, norm))),
+        ("flatten", nn.Flatten()),  # (B, width, H/4, W/4) -> (B, width·H/4·W/4)
+        ("dropout", nn.Dropout(dropout)),
+        ("fc", nn.Linear(width * side * side, num_classes)),
     ]))

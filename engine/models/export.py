@@ -14,6 +14,7 @@ import textwrap
 from torch import nn
 
 from engine.models import ModelConfig
+from engine.training.optimizers import optimizer_info
 
 INDENT = "    "
 
@@ -26,7 +27,7 @@ def _expression(module: nn.Module, custom: dict[str, type], depth: int) -> str:
     """Python source that constructs `module` (and its children) with the same parameter names."""
     pad, inner = INDENT * depth, INDENT * (depth + 1)
     children = list(module.named_children())
-    if isinstance(module, nn.Sequential):
+    if type(module) is nn.Sequential:  # a subclass (e.g. MultiHead) has its own forward: exported as custom
         if all(name.isdigit() for name, _ in children):
             items = [_expression(child, custom, depth + 1) for _, child in children]
             return "nn.Sequential(\n" + "".join(f"{inner}{item},\n" for item in items) + f"{pad})"
@@ -77,22 +78,13 @@ if __name__ == "__main__":
     model = build_model()
     print(model)
     print("parameters:", sum(p.numel() for p in model.parameters()))
-    print("output shape:", tuple(model(torch.rand({shape})).shape))
+    print("output shape:", tuple(model.eval()(torch.rand({shape})).shape))
 '''
 
 
 def _training_snippet(cfg: dict) -> str:
-    make = {
-        "sgd": f"torch.optim.SGD(model.parameters(), lr={cfg['lr']}, weight_decay={cfg['weight_decay']})",
-        "momentum": f"torch.optim.SGD(model.parameters(), lr={cfg['lr']}, momentum={cfg['momentum']}, "
-                    f"weight_decay={cfg['weight_decay']})",
-        "nesterov": f"torch.optim.SGD(model.parameters(), lr={cfg['lr']}, momentum={cfg['momentum']}, "
-                    f"nesterov=True, weight_decay={cfg['weight_decay']})",
-        "adagrad": f"torch.optim.Adagrad(model.parameters(), lr={cfg['lr']}, weight_decay={cfg['weight_decay']})",
-        "rmsprop": f"torch.optim.RMSprop(model.parameters(), lr={cfg['lr']}, weight_decay={cfg['weight_decay']})",
-        "adam": f"torch.optim.Adam(model.parameters(), lr={cfg['lr']}, weight_decay={cfg['weight_decay']})",
-        "adamw": f"torch.optim.AdamW(model.parameters(), lr={cfg['lr']}, weight_decay={cfg['weight_decay']})",
-    }[cfg["optimizer"]]
+    make = optimizer_info(cfg["optimizer"]).source("model.parameters()", lr=cfg["lr"], momentum=cfg["momentum"],
+                                                   weight_decay=cfg["weight_decay"])
     smoothing = cfg.get("loss_options", {}).get("label_smoothing", 0.0)
     note = ("" if cfg.get("loss") == "cross_entropy" else
             f" VisionExplorer trained with the {cfg.get('loss')} loss; cross-entropy is shown here.")

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from engine.errors import UserInputError
 from engine.data.images import to_model_input
 from engine.models.blocks import Normalize
+from engine.registry import Registry
 
 Progress = Callable[[float, str], None]
 DEFAULT = "resnet18"
@@ -94,15 +95,8 @@ class Pretrained:
         return f"Pretrained({self.info.name!r}, {len(self.class_names)} classes, input 3×{self.crop_size}×{self.crop_size})"
 
 
-_REGISTRY: dict[str, PretrainedInfo] = {}
-
-
-def register(info: PretrainedInfo) -> None:
-    if info.name in _REGISTRY:
-        raise ValueError(f"pretrained model {info.name!r} is registered twice")
-    _REGISTRY[info.name] = info
-
-
+# In the order the lectures meet them: ResNets, the mobile nets, then the transformer.
+PRETRAINED: Registry[PretrainedInfo] = Registry("pretrained model")
 for _entry in (
     PretrainedInfo("resnet18", "ResNet-18", "cnn", "ResNet18_Weights.IMAGENET1K_V1", "net.layer4",
                    "18 layers with skip connections; the classic small ImageNet baseline."),
@@ -117,17 +111,15 @@ for _entry in (
                    "A Vision Transformer: 16×16 patches, 12 attention blocks, 86 M parameters.",
                    reshape=vit_tokens_to_grid),
 ):
-    register(_entry)
+    PRETRAINED.add(_entry.name, _entry)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return PRETRAINED.names()
 
 
 def info(name: str) -> PretrainedInfo:
-    if name not in _REGISTRY:
-        raise UserInputError(f"pretrained model must be one of {', '.join(names())}; got {name!r}")
-    return _REGISTRY[name]
+    return PRETRAINED.get(name)
 
 
 def cache_dir() -> Path:
@@ -191,10 +183,13 @@ def load(name: str = DEFAULT, *, download_missing: bool = True, progress: Progre
             raise UserInputError(offline_message(name))
         path = download(name, progress=progress)
     weights = entry.weights_entry()
-    net = torchvision.models.get_model(name, weights=None)
+    # On the meta device the constructor allocates nothing and draws no initial weights from torch's
+    # global generator (it would race other sessions' seeded draws); the file's tensors replace them.
+    with torch.device("meta"):
+        net = torchvision.models.get_model(name, weights=None)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        net.load_state_dict(state, assign=True)
     except Exception as error:  # a truncated or foreign file: torch raises many types
         raise UserInputError(f"the weights file {path} could not be loaded ({type(error).__name__}); "
                              f"delete it and download it again") from error

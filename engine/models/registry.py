@@ -1,23 +1,24 @@
 """The trainable-model registry: `names()`, `info(name)`, `build(name, …)`, `ModelConfig`.
 
-Shaped like torchvision's `models/_api.py`: a dict filled by a `register` decorator that refuses
-duplicates. Every model is built for a data set (channels, classes, image size) and starts with a
+Shaped like torchvision's `models/_api.py`: an `engine.registry.Registry` filled by a `register`
+decorator, in the order the lectures teach (linear → mlp → lenet5 → tinyvgg → resnet_small →
+vit_tiny). Every model is built for a data set (channels, classes, image size) and starts with a
 `Normalize` module, so it takes pixels in [0, 1].
 """
 
 from __future__ import annotations
 
 import inspect
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-import torch
 from torch import nn
 
+from engine.device import seeded
 from engine.errors import UserInputError
 from engine.models.blocks import Normalize, initialize
+from engine.registry import Registry
 
 FACTORY_ARGS = ("in_channels", "num_classes", "image_size")
 
@@ -62,29 +63,20 @@ class ModelConfig:
         return cls(**data)
 
 
-_MODELS: dict[str, ModelInfo] = {}
-# nn.Module constructors draw from torch's global RNG; we fork it under a lock so two users
-# building models at once in one server process neither collide nor reseed each other.
-_RNG_LOCK = threading.Lock()
+MODELS: Registry[ModelInfo] = Registry("model")
 
 
 def register(name: str, *, title: str, family: str, description: str, gradcam_layer: str | None = None):
-    def decorator(factory):
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelInfo(name, title, family, description, factory, gradcam_layer)
-        return factory
-    return decorator
+    """Decorator adding a factory `fn(*, in_channels, num_classes, image_size, **options) -> nn.Sequential`."""
+    return MODELS.register(name, lambda factory: ModelInfo(name, title, family, description, factory, gradcam_layer))
 
 
 def names() -> list[str]:
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def info(name: str) -> ModelInfo:
-    if name not in _MODELS:
-        raise UserInputError(f"model must be one of {', '.join(names())}; got {name!r}")
-    return _MODELS[name]
+    return MODELS.get(name)
 
 
 def _check_options(entry: ModelInfo, options: dict) -> None:
@@ -106,8 +98,7 @@ def build(name: str, *, in_channels: int, num_classes: int, image_size: int,
     std = tuple(std) if std is not None else (1.0,) * in_channels
     if len(mean) != in_channels or len(std) != in_channels:
         raise UserInputError(f"mean/std need one value per channel ({in_channels}); got {len(mean)} and {len(std)}")
-    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):  # nn.Module constructors draw from torch's global generator
         body = entry.factory(in_channels=in_channels, num_classes=num_classes,
                              image_size=image_size, **options)
         initialize(body, init, sigma=init_sigma)

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from engine.device import seeded
+from engine.data.sets import Dataset
 from engine.errors import UserInputError
-from engine.models.blocks import ACTIVATIONS, Normalize, initialize, make_activation
+from engine.models.blocks import Normalize, initialize, make_activation, named_activations
 
 MAX_DEPTH = 50
 MAX_WIDTH = 1024
@@ -48,6 +50,11 @@ class GradientFlow:
     layers: list[LayerStats]
     loss: float | None
     overflow: str | None = None  # what became inf/NaN and where, instead of plotting NaN
+
+    @property
+    def symmetric(self) -> bool:
+        """True when in every layer all units compute the same value, so their gradients are equal too."""
+        return bool(self.layers) and all(s.unit_spread <= 1e-6 * (1 + abs(s.mean)) for s in self.layers)
 
 
 def estimate_cost(kind: str, depth: int, width: int, batch: int, in_features: int, pixels: int) -> tuple[int, int]:
@@ -92,11 +99,8 @@ def deep_net(kind: str, *, depth: int, width: int, in_channels: int, image_size:
     With the data set's `mean` and `std` it starts with `Normalize`, like the registry's models.
     """
     check_size(kind, depth, width, 2, in_channels * image_size**2, image_size**2)
-    from engine.models.registry import _RNG_LOCK  # one lock for every model built from the global RNG
-
     layers: list[nn.Module] = [] if mean is None or std is None else [Normalize(mean, std)]
-    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):  # nn.Linear / nn.Conv2d draw their initial weights from torch's global generator
         if kind == "mlp":
             layers.append(nn.Flatten())  # (B, C, H, W) -> (B, C·H·W)
             width_in = in_channels * image_size**2
@@ -140,23 +144,12 @@ def _layer_stats(name: str, out: Tensor) -> LayerStats:
                       torch.linspace(lo, hi, HIST_BINS + 1).tolist(), dead_fraction(out.detach()), spread)
 
 
-def _activation_modules(net: nn.Module) -> list[nn.Module]:
-    """The activation modules of `net` (outermost only: a Maxout's inner ReLU is not another layer)."""
-    kinds = tuple({type(factory()) for factory in ACTIVATIONS.values()})
-    found, inside = [], []
-    for name, module in net.named_modules():
-        if isinstance(module, kinds) and not any(name.startswith(p + ".") for p in inside):
-            found.append(module)
-            inside.append(name)
-    return found
-
-
 def gradient_flow(net: nn.Module, images: Tensor, labels: Tensor) -> GradientFlow:
     """One forward and backward pass of `net` on a real batch; statistics of every activation layer.
 
     The weights' `.grad`, `requires_grad` and the net's mode are left as they were found.
     """
-    acts = _activation_modules(net)
+    acts = [module for _, module in named_activations(net)]
     weighted = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     outputs: list[Tensor] = []
 
@@ -201,10 +194,20 @@ def gradient_flow(net: nn.Module, images: Tensor, labels: Tensor) -> GradientFlo
         net.train(was_training)
 
 
+def probe(dataset: Dataset, *, kind: str, depth: int, width: int, batch: int, activation: str, init: str,
+          sigma: float = 0.01, seed: int = 0) -> GradientFlow:
+    """`gradient_flow` of a fresh `deep_net` for `dataset` on its first `batch` training images."""
+    check_size(kind, depth, width, batch, dataset.channels * dataset.image_size**2, dataset.image_size**2)
+    net = deep_net(kind, depth=depth, width=width, in_channels=dataset.channels, image_size=dataset.image_size,
+                   num_classes=dataset.num_classes, activation=activation, init=init, sigma=sigma, seed=seed,
+                   mean=dataset.mean, std=dataset.std)
+    batch = min(batch, len(dataset.train))
+    return gradient_flow(net, dataset.train.x[:batch], dataset.train.y[:batch])
+
+
 def dead_fractions(model: nn.Module, images: Tensor) -> list[tuple[str, float]]:
     """(activation module name, dead-unit share) for every activation of a model, on `images`."""
-    acts = {id(m) for m in _activation_modules(model)}
-    named = [(n, m) for n, m in model.named_modules() if id(m) in acts]
+    named = named_activations(model)
     found: dict[str, float] = {}
     handles = [m.register_forward_hook(lambda mod, inp, out, n=n: found.__setitem__(n, dead_fraction(out)))
                for n, m in named]

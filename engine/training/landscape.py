@@ -183,6 +183,54 @@ def path_axes(paths: Sequence[np.ndarray], resolution: int, *, margin: float = 0
     return x, y
 
 
+@dataclass
+class PlaneView:
+    """A plane to draw, the axes of its grid, and the trajectories that lie on it, (T, 2) each."""
+
+    plane: Plane
+    xs: np.ndarray
+    ys: np.ndarray
+    paths: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def plane_view(model: nn.Module, *, kind: str, snapshots: Sequence[Mapping[str, Tensor]] = (), span: float = 1.0,
+               resolution: int = 21, seed: int = 0) -> PlaneView:
+    """A random filter-normalized plane over ±`span`, or the PCA plane of a run's `snapshots` with its path."""
+    if kind == "random":
+        xs = axis(span, resolution)
+        return PlaneView(random_plane(model, seed=seed), xs, xs)
+    if kind == "pca":
+        plane, (path,) = pca_plane(model, [snapshots])
+        xs, ys = path_axes([path], resolution)
+        return PlaneView(plane, xs, ys, {"training path": path})
+    raise UserInputError(f"plane kind must be 'random' or 'pca'; got {kind!r}")
+
+
+def paths_view(model: nn.Module, trajectories: Mapping[str, Sequence[Mapping[str, Tensor]]], *,
+               resolution: int) -> PlaneView:
+    """The PCA plane through several trajectories from one initialization (centred on it), with every path."""
+    plane, coords = pca_plane(model, list(trajectories.values()), center="start")
+    xs, ys = path_axes(coords, resolution)
+    return PlaneView(plane, xs, ys, dict(zip(trajectories, coords)))
+
+
+@dataclass
+class LineView:
+    plane: Plane  # 1-D
+    xs: np.ndarray
+    from_init: bool  # True: α = 0 is the initialization and α = 1 the trained weights; False: a random direction
+
+
+def line_view(model: nn.Module, snapshots: Sequence[Mapping[str, Tensor]], *, span: float = 1.0, points: int = 41,
+              seed: int = 0) -> LineView:
+    """The line from the first snapshot (the initialization) through the trained weights, α ∈ [−0.5, 1.5];
+    without snapshots, a random filter-normalized direction over ±`span`."""
+    if len(snapshots) >= 2:
+        plane = interpolation_line(model, snapshots[0], model.state_dict())
+        return LineView(plane, np.linspace(-0.5, 1.5, points), True)
+    return LineView(random_plane(model, seed=seed, dims=1), axis(span, points), False)
+
+
 def coarse_resolution(resolution: int) -> int:
     """The coarse grid whose points are every other point of `resolution` (21 → 11)."""
     return (resolution + 1) // 2 if resolution % 2 else resolution

@@ -14,11 +14,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial  # not lambdas: a loss travels to the job runner's worker processes
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from engine.errors import UserInputError
+from engine.registry import Registry
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -35,26 +37,21 @@ class LossInfo:
         return {k: p.default for k, p in inspect.signature(self.factory).parameters.items()}
 
 
-_LOSSES: dict[str, LossInfo] = {}
+# Cross-entropy first, as the lectures teach it; then the losses they contrast it with.
+LOSSES: Registry[LossInfo] = Registry("loss")
 
 
 def register(name: str, *, title: str, formula: str, last_layer: str):
-    def decorator(factory):
-        if name in _LOSSES:
-            raise ValueError(f"loss {name!r} is registered twice")
-        _LOSSES[name] = LossInfo(name, title, formula, last_layer, factory)
-        return factory
-    return decorator
+    """Decorator adding a factory `fn(**options) -> loss(logits, labels)`."""
+    return LOSSES.register(name, lambda factory: LossInfo(name, title, formula, last_layer, factory))
 
 
 def names() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.names()
 
 
 def info(name: str) -> LossInfo:
-    if name not in _LOSSES:
-        raise UserInputError(f"loss must be one of {', '.join(names())}; got {name!r}")
-    return _LOSSES[name]
+    return LOSSES.get(name)
 
 
 def build(name: str, **options) -> LossFn:
@@ -72,7 +69,7 @@ def build(name: str, **options) -> LossFn:
 def cross_entropy(*, label_smoothing: float = 0.0) -> LossFn:
     if not 0.0 <= label_smoothing < 1.0:
         raise UserInputError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
-    return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return partial(F.cross_entropy, label_smoothing=label_smoothing)
 
 
 def multiclass_hinge_loss(logits: Tensor, y: Tensor, margin: float = 1.0) -> Tensor:
@@ -88,14 +85,16 @@ def multiclass_hinge_loss(logits: Tensor, y: Tensor, margin: float = 1.0) -> Ten
 def multiclass_hinge(*, margin: float = 1.0) -> LossFn:
     if margin <= 0:
         raise UserInputError(f"hinge margin must be > 0; got {margin}")
-    return lambda logits, y: multiclass_hinge_loss(logits, y, margin)
+    return partial(multiclass_hinge_loss, margin=margin)
+
+
+def _distance_on_probabilities(logits: Tensor, y: Tensor, *, distance: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    return distance(logits.softmax(dim=1), target)
 
 
 def _on_probabilities(distance: Callable[[Tensor, Tensor], Tensor]) -> LossFn:
-    def loss(logits: Tensor, y: Tensor) -> Tensor:
-        target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
-        return distance(logits.softmax(dim=1), target)
-    return loss
+    return partial(_distance_on_probabilities, distance=distance)
 
 
 @register("mse", title="Mean squared error (one-hot)", last_layer="softmax",
@@ -116,4 +115,4 @@ def huber(*, delta: float = 1.0) -> LossFn:
     if delta <= 0:
         raise UserInputError(f"huber delta must be > 0; got {delta}")
     # smooth_l1 with beta=δ is Huber divided by δ, which the formula above states.
-    return _on_probabilities(lambda p, t: F.smooth_l1_loss(p, t, beta=delta))
+    return _on_probabilities(partial(F.smooth_l1_loss, beta=delta))

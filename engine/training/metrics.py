@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.data.sets import Split
+from engine.errors import UserInputError
 from engine.training.trainer import predict
 
 
@@ -57,6 +58,32 @@ def top_k(probabilities: Tensor, k: int = 5) -> list[tuple[int, float]]:
     """(class index, probability) of the k most likely classes for ONE example's (K,) probabilities."""
     values, indices = probabilities.topk(min(k, probabilities.numel()))
     return list(zip(indices.tolist(), values.tolist()))
+
+
+@dataclass
+class Prediction:
+    """A model's class probabilities for one image, and what pages read off them."""
+
+    probabilities: Tensor  # (K,)
+
+    @property
+    def best(self) -> int:
+        return int(self.probabilities.argmax())
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max())
+
+    def top(self, k: int = 5) -> list[tuple[int, float]]:
+        return top_k(self.probabilities, k)
+
+
+def predict_one(model: nn.Module, image: Tensor) -> Prediction:
+    """The prediction for one image, (C, H, W) or (1, C, H, W), in [0, 1]."""
+    batch = image if image.dim() == 4 else image[None]  # (C, H, W) -> (1, C, H, W)
+    if len(batch) != 1:
+        raise UserInputError(f"predict_one takes one image; got a batch of {len(batch)}")
+    return Prediction(predict(model, batch)[0])
 
 
 def linear_templates(model: nn.Module, *, channels: int, image_size: int) -> Tensor:

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.device import generator as make_generator
+from engine.device import RunRandomness, generator as make_generator
 from engine.errors import UserInputError
-from engine.training.optimizers import build_optimizer
+from engine.training.optimizers import build_optimizer, schedule_factor, schedule_names
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Progress = Callable[[float, str], None]
@@ -45,6 +45,23 @@ class GradientNoise:
     relative_error: dict[int, np.ndarray]
     cosine: dict[int, np.ndarray]
     full_norm: float
+
+    @property
+    def mini_batch_sizes(self) -> list[int]:
+        """The batch sizes compared, without the full batch (the last one)."""
+        return self.batch_sizes[:-1]
+
+    def mean_error(self) -> np.ndarray:
+        """Mean relative error per mini-batch size."""
+        return np.array([self.relative_error[b].mean() for b in self.mini_batch_sizes])
+
+    def sqrt_law(self) -> np.ndarray:
+        """The 1/√B law through the smallest batch's mean error: what sampling theory predicts for the others."""
+        sizes = np.array(self.mini_batch_sizes, dtype=float)
+        return self.mean_error()[0] * np.sqrt(sizes[0] / sizes)
+
+    def mean_cosine(self) -> dict[int, float]:
+        return {b: float(self.cosine[b].mean()) for b in self.mini_batch_sizes}
 
 
 def gradient_noise(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_sizes: Sequence[int],
@@ -104,7 +121,8 @@ def lr_range_test(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, op
     should_stop = should_stop or (lambda: False)
     work = copy.deepcopy(model).train()
     opt = build_optimizer(optimizer, work.parameters(), lr=lr_min, momentum=momentum)
-    gen = make_generator(seed)
+    gen = make_generator(seed)  # which examples
+    dropout = RunRandomness(seed, x.device)  # the copy trains, so dropout draws from torch's global generator
     factor = (lr_max / lr_min) ** (1 / (steps - 1))
     lrs, raw, smooth = [], [], []
     average, best, stopped = 0.0, math.inf, False
@@ -116,7 +134,8 @@ def lr_range_test(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, op
         for group in opt.param_groups:
             group["lr"] = lr
         index = torch.randint(len(y), (batch_size,), generator=gen).to(x.device)
-        loss = loss_fn(work(x[index]), y[index])
+        with dropout.active():
+            loss = loss_fn(work(x[index]), y[index])
         value = float(loss.detach())
         if not math.isfinite(value):
             stopped = True
@@ -141,3 +160,12 @@ def lr_range_test(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, op
     last = int(np.argmin(s)) + 1
     suggested = float(lrs[int(np.argmin(slope[:last]))])
     return RangeTest(np.asarray(lrs), np.asarray(raw), s, suggested, float(lrs[last - 1]), stopped)
+
+
+def schedule_curves(*, total_steps: int, base_lr: float, points: int = 400) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Steps (up to `points` of them) and the learning rate of every schedule at those steps, by schedule name."""
+    if total_steps < 1 or not base_lr > 0:
+        raise UserInputError(f"schedules need ≥ 1 step and a positive learning rate; got {total_steps} and {base_lr}")
+    steps = np.linspace(0, total_steps, min(total_steps + 1, points)).round().astype(int)
+    return steps, {name: np.array([base_lr * schedule_factor(name, int(s), total_steps) for s in steps])
+                   for name in schedule_names()}

@@ -10,51 +10,92 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 
 from engine.errors import UserInputError
+from engine.registry import Registry
 
-# name -> (title, update rule in LaTeX, factory(params, lr, momentum, weight_decay))
-OPTIMIZERS: dict[str, tuple[str, str, Callable[..., torch.optim.Optimizer]]] = {
-    "sgd": ("SGD", r"\theta \leftarrow \theta - \eta\, g",
-            lambda p, lr, m, wd: torch.optim.SGD(p, lr=lr, weight_decay=wd)),
-    "momentum": ("SGD + momentum", r"v \leftarrow \mu v + g,\quad \theta \leftarrow \theta - \eta\, v",
-                 lambda p, lr, m, wd: torch.optim.SGD(p, lr=lr, momentum=m, weight_decay=wd)),
-    "nesterov": ("Nesterov momentum",
-                 r"v \leftarrow \mu v + g,\quad \theta \leftarrow \theta - \eta\,(g + \mu v)",
-                 lambda p, lr, m, wd: torch.optim.SGD(p, lr=lr, momentum=m, nesterov=True, weight_decay=wd)),
-    "adagrad": ("AdaGrad", r"G \leftarrow G + g^2,\quad \theta \leftarrow \theta - \frac{\eta\, g}{\sqrt{G}+\epsilon}",
-                lambda p, lr, m, wd: torch.optim.Adagrad(p, lr=lr, weight_decay=wd)),
-    "rmsprop": ("RMSProp",
-                r"\begin{aligned} s &\leftarrow \alpha s + (1-\alpha) g^2 \\ "
-                r"\theta &\leftarrow \theta - \frac{\eta\, g}{\sqrt{s}+\epsilon} \end{aligned}",
-                lambda p, lr, m, wd: torch.optim.RMSprop(p, lr=lr, weight_decay=wd)),
-    "adam": ("Adam",
-             r"\begin{aligned} m &\leftarrow \beta_1 m + (1-\beta_1) g \\ v &\leftarrow \beta_2 v + (1-\beta_2) g^2"
-             r" \\ \theta &\leftarrow \theta - \frac{\eta\, \hat m}{\sqrt{\hat v}+\epsilon} \end{aligned}",
-             lambda p, lr, m, wd: torch.optim.Adam(p, lr=lr, weight_decay=wd)),
-    "adamw": ("AdamW", r"\text{Adam, then } \theta \leftarrow \theta - \eta\lambda\theta \text{ (decoupled decay)}",
-              lambda p, lr, m, wd: torch.optim.AdamW(p, lr=lr, weight_decay=wd)),
-}
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """One optimizer: its update rule for the page and the `torch.optim` class that runs it.
+
+    The same arguments build the optimizer (`build`) and its source line for exported code (`source`).
+    """
+
+    name: str
+    title: str
+    rule: str  # the update rule, LaTeX
+    torch_class: type[torch.optim.Optimizer] = field(repr=False)
+    uses_momentum: bool = False  # takes the momentum μ of the controls
+    adaptive: bool = False  # per-coordinate step sizes
+    fixed: Mapping[str, object] = field(default_factory=dict)  # arguments that make the variant, e.g. nesterov
+
+    def arguments(self, *, lr: float, momentum: float, weight_decay: float) -> dict[str, object]:
+        return {"lr": lr, **({"momentum": momentum} if self.uses_momentum else {}), **self.fixed,
+                "weight_decay": weight_decay}
+
+    def build(self, params: Iterable[torch.nn.Parameter], *, lr: float, momentum: float,
+              weight_decay: float) -> torch.optim.Optimizer:
+        return self.torch_class(params, **self.arguments(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    def source(self, params: str, *, lr: float, momentum: float, weight_decay: float) -> str:
+        """Source that builds this optimizer over `params`: `torch.optim.SGD(model.parameters(), lr=0.1, …)`."""
+        arguments = self.arguments(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return f"torch.optim.{self.torch_class.__name__}({params}, " + ", ".join(
+            f"{key}={value!r}" for key, value in arguments.items()) + ")"
+
+
+# In the order the lectures build them up: plain steps, momentum, then per-coordinate step sizes.
+OPTIMIZERS: Registry[OptimizerInfo] = Registry("optimizer")
+for _optimizer in (
+    OptimizerInfo("sgd", "SGD", r"\theta \leftarrow \theta - \eta\, g", torch.optim.SGD),
+    OptimizerInfo("momentum", "SGD + momentum", r"v \leftarrow \mu v + g,\quad \theta \leftarrow \theta - \eta\, v",
+                  torch.optim.SGD, uses_momentum=True),
+    OptimizerInfo("nesterov", "Nesterov momentum",
+                  r"v \leftarrow \mu v + g,\quad \theta \leftarrow \theta - \eta\,(g + \mu v)",
+                  torch.optim.SGD, uses_momentum=True, fixed={"nesterov": True}),
+    OptimizerInfo("adagrad", "AdaGrad",
+                  r"G \leftarrow G + g^2,\quad \theta \leftarrow \theta - \frac{\eta\, g}{\sqrt{G}+\epsilon}",
+                  torch.optim.Adagrad, adaptive=True),
+    OptimizerInfo("rmsprop", "RMSProp",
+                  r"\begin{aligned} s &\leftarrow \alpha s + (1-\alpha) g^2 \\ "
+                  r"\theta &\leftarrow \theta - \frac{\eta\, g}{\sqrt{s}+\epsilon} \end{aligned}",
+                  torch.optim.RMSprop, adaptive=True),
+    OptimizerInfo("adam", "Adam",
+                  r"\begin{aligned} m &\leftarrow \beta_1 m + (1-\beta_1) g \\ v &\leftarrow \beta_2 v + (1-\beta_2) g^2"
+                  r" \\ \theta &\leftarrow \theta - \frac{\eta\, \hat m}{\sqrt{\hat v}+\epsilon} \end{aligned}",
+                  torch.optim.Adam, adaptive=True),
+    OptimizerInfo("adamw", "AdamW",
+                  r"\text{Adam, then } \theta \leftarrow \theta - \eta\lambda\theta \text{ (decoupled decay)}",
+                  torch.optim.AdamW, adaptive=True),
+):
+    OPTIMIZERS.add(_optimizer.name, _optimizer)
 
 
 def optimizer_names() -> list[str]:
-    return list(OPTIMIZERS)
+    return OPTIMIZERS.names()
+
+
+def optimizer_info(name: str) -> OptimizerInfo:
+    return OPTIMIZERS.get(name)
 
 
 def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], *, lr: float, momentum: float = 0.9,
                     weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    if name not in OPTIMIZERS:
-        raise UserInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+    entry = OPTIMIZERS.get(name)
     if not lr > 0 or not math.isfinite(lr):
         raise UserInputError(f"learning rate must be a positive number; got {lr}")
     if not 0.0 <= momentum < 1.0:
         raise UserInputError(f"momentum must be in [0, 1); got {momentum}")
     if weight_decay < 0:
         raise UserInputError(f"weight decay must be ≥ 0; got {weight_decay}")
-    return OPTIMIZERS[name][2](params, lr, momentum, weight_decay)
+    if entry.fixed.get("nesterov") and momentum == 0:  # torch.optim.SGD refuses it: there is nothing to look ahead with
+        raise UserInputError(f"Nesterov momentum needs a momentum μ > 0 (μ = 0 is plain SGD); got {momentum}")
+    return entry.build(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def _constant(t: float) -> float:
@@ -75,27 +116,66 @@ def _one_cycle(t: float, warmup: float = 0.3, start: float = 1 / 25) -> float:
     return _cosine((t - warmup) / (1 - warmup))
 
 
-# name -> (title, factor of the base lr as a function of training progress t ∈ [0, 1])
-SCHEDULES: dict[str, tuple[str, Callable[[float], float]]] = {
-    "constant": ("Constant", _constant),
-    "step": ("Step decay (×0.1 at 50% and 75%)", _step),
-    "cosine": ("Cosine annealing", _cosine),
-    "one_cycle": ("One-cycle (warm-up, then cosine)", _one_cycle),
-}
+@dataclass(frozen=True)
+class ScheduleInfo:
+    name: str
+    title: str
+    factor: Callable[[float], float] = field(repr=False)  # of the base lr, at training progress t ∈ [0, 1]
+
+
+SCHEDULES: Registry[ScheduleInfo] = Registry("schedule")
+for _schedule in (
+    ScheduleInfo("constant", "Constant", _constant),
+    ScheduleInfo("step", "Step decay (×0.1 at 50% and 75%)", _step),
+    ScheduleInfo("cosine", "Cosine annealing", _cosine),
+    ScheduleInfo("one_cycle", "One-cycle (warm-up, then cosine)", _one_cycle),
+):
+    SCHEDULES.add(_schedule.name, _schedule)
+# Stepped per epoch by the validation loss (Plateau below), not by progress: its factor in-epoch is 1.
+SCHEDULES.add(PLATEAU := "reduce_on_plateau",
+              ScheduleInfo(PLATEAU, "Reduce on plateau (÷10 when the validation loss stalls)", _constant))
 
 
 def schedule_names() -> list[str]:
-    return list(SCHEDULES)
+    return SCHEDULES.names()
+
+
+def schedule_info(name: str) -> ScheduleInfo:
+    return SCHEDULES.get(name)
 
 
 def schedule_factor(name: str, step: int, total_steps: int) -> float:
     """The learning-rate multiplier at `step` of `total_steps`."""
-    if name not in SCHEDULES:
-        raise UserInputError(f"schedule must be one of {', '.join(SCHEDULES)}; got {name!r}")
-    return SCHEDULES[name][1](step / max(1, total_steps))
+    return SCHEDULES.get(name).factor(step / max(1, total_steps))
 
 
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
     """A per-batch LambdaLR following `schedule_factor`."""
     schedule_factor(name, 0, total_steps)  # validates the name
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(name, step, total_steps))
+
+
+class Plateau:
+    """The `reduce_on_plateau` factor: ×0.1 once the validation loss has not improved for `patience` epochs.
+
+    Like torch's ReduceLROnPlateau (mode "min", relative threshold 1e-4, no cooldown), except that
+    it divides after `patience` stalled epochs, not `patience` + 1, matching early stopping's count.
+    """
+
+    def __init__(self, *, patience: int, factor: float = 0.1, threshold: float = 1e-4):
+        if patience < 1:
+            raise UserInputError(f"plateau patience must be ≥ 1 epoch; got {patience}")
+        self.patience, self.factor, self.threshold = patience, factor, threshold
+        self.scale, self.best, self.stale = 1.0, math.inf, 0
+
+    def step(self, val_loss: float) -> bool:
+        """Record one epoch's validation loss; True when this epoch divided the learning rate."""
+        if val_loss < self.best * (1 - self.threshold):
+            self.best, self.stale = val_loss, 0
+            return False
+        self.stale += 1
+        if self.stale < self.patience:
+            return False
+        self.scale *= self.factor
+        self.stale = 0
+        return True

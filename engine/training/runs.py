@@ -14,6 +14,8 @@ from torch import Tensor, nn
 
 from engine.errors import UserInputError
 from engine.models import ModelConfig, build_from_config
+from engine.models.heads import add_heads
+from engine.training.objective import head_sizes
 
 FORMAT = "visionexplorer.run"
 VERSION = 1
@@ -31,6 +33,10 @@ class History:
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     images_per_s: list[float] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)  # loss term -> its per-epoch mean
+    weight_norm: list[float] = field(default_factory=list)  # ‖w‖₂ of the penalized weights
+    zero_fraction: list[float] = field(default_factory=list)  # share of them with |w| < 1e-6
+    warnings: list[str] = field(default_factory=list)  # e.g. dead units, as the Warned events said
     test_loss: float | None = None
     test_acc: float | None = None
     best_epoch: int = 0
@@ -41,8 +47,11 @@ class History:
 
     def append(self, event) -> None:
         """Record an EpochEnd event."""
-        for name in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"):
+        for name in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s",
+                     "weight_norm", "zero_fraction"):
             getattr(self, name).append(getattr(event, name))
+        for name, value in event.terms.items():
+            self.terms.setdefault(name, []).append(value)
 
     def mean_images_per_s(self) -> float:
         return sum(self.images_per_s) / len(self.images_per_s) if self.images_per_s else 0.0
@@ -73,6 +82,15 @@ class Run:
         return self.history.test_acc
 
 
+def build_model(model_config: ModelConfig, config: dict) -> nn.Module:
+    """A fresh model of a Run's architecture: the registry's, with the extra heads its config names."""
+    model = build_from_config(model_config)
+    heads = config.get("heads") or {}
+    if heads:
+        model = add_heads(model, head_sizes(heads, model_config.num_classes), seed=model_config.seed)
+    return model
+
+
 def save_run(run: Run) -> bytes:
     """Serialize a Run (state_dict + configs + history) to bytes for a download."""
     payload = {
@@ -99,7 +117,7 @@ def load_run(data: bytes) -> Run:
         raise UserInputError(f"run file version {payload.get('version')} is not supported (expected {VERSION})")
     try:
         model_config = ModelConfig.from_dict(payload["model_config"])
-        model = build_from_config(model_config)
+        model = build_model(model_config, payload["config"])
     except (KeyError, TypeError) as error:
         raise UserInputError(f"the run file's model description is incomplete: {error}") from error
     state = payload.get("state_dict")

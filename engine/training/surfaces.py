@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from engine.errors import UserInputError
-from engine.training.optimizers import OPTIMIZERS, build_optimizer
+from engine.registry import Registry
+from engine.training.optimizers import build_optimizer, optimizer_info
 
 MAX_STEPS = 1000
 MAX_GRID = 301  # points per side of a contour grid
@@ -70,7 +71,8 @@ def _rastrigin(x: Tensor, y: Tensor, condition: float) -> Tensor:
     return 20 + x ** 2 - 10 * torch.cos(2 * math.pi * x) + y ** 2 - 10 * torch.cos(2 * math.pi * y)
 
 
-SURFACES: dict[str, Surface] = {s.name: s for s in (
+SURFACES: Registry[Surface] = Registry("surface")
+for _surface in (
     Surface("quadratic", "Ill-conditioned quadratic", r"f = \tfrac12\,(x^2 + \kappa\, y^2)", _quadratic,
             (-5.0, 5.0, -3.0, 3.0), (-4.5, 2.0), ((0.0, 0.0),), {"sgd": 0.05, "adaptive": 0.3},
             note="The condition number κ is the ratio of the largest to the smallest curvature; "
@@ -93,19 +95,16 @@ SURFACES: dict[str, Surface] = {s.name: s for s in (
     Surface("rastrigin", "Rastrigin", r"f = 20 + \sum_{i} \left(x_i^2 - 10\cos 2\pi x_i\right)", _rastrigin,
             (-4.5, 4.5, -4.5, 4.5), (3.2, -2.8), ((0.0, 0.0),), {"sgd": 0.002, "adaptive": 0.05},
             note="Many local minima on a bowl: gradient methods stop in the nearest one."),
-)}
-
-ADAPTIVE = ("adagrad", "rmsprop", "adam", "adamw")  # per-coordinate step sizes
+):
+    SURFACES.add(_surface.name, _surface)
 
 
 def names() -> list[str]:
-    return list(SURFACES)
+    return SURFACES.names()
 
 
 def info(name: str) -> Surface:
-    if name not in SURFACES:
-        raise UserInputError(f"surface must be one of {', '.join(SURFACES)}; got {name!r}")
-    return SURFACES[name]
+    return SURFACES.get(name)
 
 
 def _check_condition(condition: float) -> None:
@@ -116,9 +115,7 @@ def _check_condition(condition: float) -> None:
 
 def suggested_lr(surface: str, optimizer: str) -> float:
     """A learning rate that reaches a minimum of `surface` in a few hundred steps."""
-    if optimizer not in OPTIMIZERS:
-        raise UserInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
-    return info(surface).lr["adaptive" if optimizer in ADAPTIVE else "sgd"]
+    return info(surface).lr["adaptive" if optimizer_info(optimizer).adaptive else "sgd"]
 
 
 def evaluate(surface: str, x: Tensor, y: Tensor, *, condition: float = 10.0) -> Tensor:
@@ -195,7 +192,7 @@ def trajectory(surface: str, optimizer: str, *, lr: float, steps: int = 200,
         where = point.detach().clone()
         if not (math.isfinite(value) and bool(torch.isfinite(where).all())) or float(where.abs().max()) > limit:
             diverged = True
-            message = (f"{OPTIMIZERS[optimizer][0]} diverged at step {step} with learning rate {lr:g}: "
+            message = (f"{optimizer_info(optimizer).title} diverged at step {step} with learning rate {lr:g}: "
                        "each step overshot the valley by more than the last. The path stops at the last "
                        "finite point; try a smaller learning rate.")
             break

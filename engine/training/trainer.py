@@ -1,8 +1,13 @@
-"""The Trainer: trains a model on a data set and yields an event after every batch and epoch.
+"""The Trainer: trains a model on a data set and yields events as batches and epochs end.
 
 Scripts print the events; the Streamlit training panel draws them. Everything a run needs (data,
 model, optimizer) stays on one device as tensors, batches are sliced from them, and each run owns
-its randomness, so the same seed gives the same curves.
+its randomness, so the same seed gives the same curves. Losses and correct counts add up on the
+device: the host waits for the device only every `report_every` steps (to report the loss and
+check for divergence) and once per epoch, so a GPU never idles for the curve's sake.
+
+What is minimized is engine.training.objective's (data loss + extra heads + penalties); parameter
+groups, frozen modules and stages are engine.training.groups'; MixUp/CutMix engine.training.targets'.
 
 References:
     Prechelt 1998, "Early Stopping — But When?", in Neural Networks: Tricks of the Trade.
@@ -22,15 +27,26 @@ from torch import Tensor, nn
 
 from engine import models
 from engine.data import augment
+from engine.models.heads import add_heads
 from engine.training import losses
 from engine.data.sets import Dataset, Split
-from engine.device import RunRandomness, generator, pick_device
+from engine.device import RunRandomness, configure_threads, generator, pick_device, seeded
 from engine.errors import UserInputError
-from engine.training.optimizers import build_optimizer, build_scheduler, optimizer_names, schedule_names
+from engine.training.gradient_flow import dead_fractions
+from engine.training.groups import ParameterGroups, stages_of
+from engine.training.objective import Objective, head_sizes
+from engine.training.optimizers import PLATEAU, Plateau, build_optimizer, optimizer_info, schedule_factor, schedule_info
+from engine.training.penalties import Penalties, proximal_l1_step, weight_statistics
+from engine.training.presets import preset
 from engine.training.runs import History, Run
+from engine.training.targets import MIXINGS, Mixer, hard_labels, is_soft
 
 DIVERGENCE_FACTOR = 20.0  # a batch loss this many times the first one counts as diverged (cross-entropy: 20·ln 10 ≈ 46)
 EVAL_CHUNK = 1024  # images per forward pass when evaluating
+REPORTS_PER_EPOCH = 50  # default BatchEnd events per epoch: a live curve, one host sync per report
+CHANCE_MARGIN = 1.5  # train accuracy below 1.5 × chance counts as "at chance" for the dead-unit check
+STUCK_EPOCHS = 2  # epochs at chance before the dead-unit check runs
+PROBE_IMAGES = 256  # training images the dead-unit check looks at
 
 
 @dataclass
@@ -57,6 +73,28 @@ class TrainConfig:
     augmentation: str = "none"
     seed: int = 0
     snapshots: bool = False  # keep the weights after every epoch (for trajectory planes)
+    # extra loss terms (engine.training.objective): head name -> {"weight": λ, "targets": class mapping}
+    heads: dict = field(default_factory=dict)
+    l2: float = 0.0  # λ/2 ‖w‖² in the loss
+    l1: float = 0.0  # λ ‖w‖₁
+    l1_mode: str = "proximal"  # soft-thresholding after each step, or "subgradient" in the loss
+    elastic: float = 0.0  # α(ρ‖w‖₁ + (1−ρ)/2 ‖w‖²) in the loss
+    l1_ratio: float = 0.5  # ρ
+    penalize_all: bool = False  # penalties also on biases and normalization parameters
+    # parameter groups (engine.training.groups), by module-name prefix
+    freeze: list = field(default_factory=list)
+    lr_factors: dict = field(default_factory=dict)  # prefix -> multiplier of lr
+    stages: list = field(default_factory=list)  # [{"epochs": n, "freeze": [...], "lr_factors": {...}}, ...]
+    mixing: str = "none"  # "mixup" | "cutmix": probability targets (engine.training.targets)
+    mixing_alpha: float = 1.0  # λ ~ Beta(α, α)
+    plateau_patience: int = 2  # reduce_on_plateau: epochs without a better val loss before lr ÷ 10
+    evaluate_test: bool = True  # False: a hyper-parameter trial; the test split is never read
+    report_every: int = 0  # a BatchEnd every this many steps; 0 = about 50 per epoch
+
+    @classmethod
+    def for_data(cls, data: str, **overrides) -> TrainConfig:
+        """The data set's recipe (engine.training.presets) with `overrides` on top."""
+        return cls(data=data, **{**preset(data).to_dict(), **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +108,8 @@ class TrainConfig:
 # Events: small dataclasses; `kind` lets scripts print them without isinstance chains.
 @dataclass
 class BatchEnd:
+    """Every `report_every` steps and at each epoch's last step; `loss` is step `step`'s."""
+
     epoch: int
     step: int
     total_steps: int
@@ -88,6 +128,9 @@ class EpochEnd:
     lr: float
     seconds: float
     images_per_s: float
+    terms: dict[str, float] = field(default_factory=dict)  # mean of each loss term over the epoch
+    weight_norm: float = 0.0  # ‖w‖₂ of the penalized weights
+    zero_fraction: float = 0.0  # share of them with |w| < 1e-6
     kind: str = "epoch"
 
 
@@ -108,9 +151,18 @@ class Stopped:
 
 
 @dataclass
+class Warned:
+    """Something the user should change, e.g. every ReLU of a block is dead."""
+
+    epoch: int
+    message: str
+    kind: str = "warning"
+
+
+@dataclass
 class Done:
-    test_loss: float
-    test_acc: float
+    test_loss: float | None  # None when the run had no test split (evaluate_test=False)
+    test_acc: float | None
     seconds: float
     epochs: int
     best_epoch: int
@@ -118,7 +170,7 @@ class Done:
     kind: str = "done"
 
 
-Event = BatchEnd | EpochEnd | Diverged | Stopped | Done
+Event = BatchEnd | EpochEnd | Diverged | Stopped | Warned | Done
 
 
 def validate(config: TrainConfig, num_train: int) -> None:
@@ -132,10 +184,16 @@ def validate(config: TrainConfig, num_train: int) -> None:
                              f"got {config.batch_size}")
     if config.patience < 0:
         raise UserInputError(f"early-stopping patience must be ≥ 0; got {config.patience}")
-    if config.optimizer not in optimizer_names():
-        raise UserInputError(f"optimizer must be one of {', '.join(optimizer_names())}; got {config.optimizer!r}")
-    if config.schedule not in schedule_names():
-        raise UserInputError(f"schedule must be one of {', '.join(schedule_names())}; got {config.schedule!r}")
+    optimizer_info(config.optimizer)  # an unknown name raises the registry's UserInputError
+    schedule_info(config.schedule)
+    if config.mixing not in MIXINGS:
+        raise UserInputError(f"mixing must be one of {', '.join(MIXINGS)}; got {config.mixing!r}")
+    if config.mixing != "none" and config.loss != "cross_entropy":
+        raise UserInputError(f"{config.mixing} makes probability targets, which only cross_entropy takes; "
+                             f"got loss {config.loss!r}")
+    if config.report_every < 0:
+        raise UserInputError(f"report_every must be ≥ 0 steps (0 = about {REPORTS_PER_EPOCH} per epoch); "
+                             f"got {config.report_every}")
 
 
 def model_config_for(config: TrainConfig, dataset: Dataset) -> models.ModelConfig:
@@ -154,7 +212,7 @@ def evaluate(model: nn.Module, split: Split, loss_fn: Callable[[Tensor, Tensor],
             x, y = split.x[start:start + chunk], split.y[start:start + chunk]
             logits = model(x)
             total_loss += float(loss_fn(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += int((logits.argmax(1) == hard_labels(y)).sum())
     n = max(1, len(split.y))
     return total_loss / n, correct / n
 
@@ -183,20 +241,40 @@ class Trainer:
         self.config, self.dataset = config, dataset
         self.device = device or pick_device()
         self.model_config = model_config_for(config, dataset)
-        self.model = (model or models.build_from_config(self.model_config)).to(self.device)
+        if model is None:
+            model = models.build_from_config(self.model_config)
+            if config.heads:
+                model = add_heads(model, head_sizes(config.heads, dataset.num_classes), seed=config.seed)
+        self.model = model.to(self.device)
         # channels_last speeds small CNNs on CPU by ~25–38% (measured here); harmless elsewhere.
         self.channels_last = models.info(config.model).family == "cnn"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_split = _to_device(dataset.train, self.device, self.channels_last)
         self.val_split = _to_device(dataset.val, self.device, self.channels_last)
-        self.test_split = _to_device(dataset.test, self.device, self.channels_last)
+        # a trial without a test split never touches it, not even to copy it to the device
+        self.test_split = (_to_device(dataset.test, self.device, self.channels_last)
+                           if config.evaluate_test else None)
+        if is_soft(self.train_split.y) and config.loss != "cross_entropy":
+            raise UserInputError(f"probability targets need the cross_entropy loss; got {config.loss!r}")
         self.loss_fn = losses.build(config.loss, **config.loss_options)
-        self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), lr=config.lr,
+        self.penalties = Penalties(config.l2, config.l1, config.l1_mode, config.elastic, config.l1_ratio,
+                                   config.penalize_all)
+        self.objective = self._objective(self.model)
+        self.groups = ParameterGroups(self.model, stages_of(epochs=config.epochs, freeze=config.freeze,
+                                                            lr_factors=config.lr_factors, stages=config.stages))
+        self.optimizer = build_optimizer(config.optimizer, self.groups.param_groups(), lr=config.lr,
                                          momentum=config.momentum, weight_decay=config.weight_decay)
         self.steps_per_epoch = math.ceil(len(self.train_split.y) / config.batch_size)
-        self.scheduler = build_scheduler(config.schedule, self.optimizer, self.steps_per_epoch * config.epochs)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.report_every = config.report_every or max(1, self.steps_per_epoch // REPORTS_PER_EPOCH)
+        self.plateau = Plateau(patience=config.plateau_patience) if config.schedule == PLATEAU else None
+        self._lr_factors = self.groups.lr_factors(self.groups.stages[0])
+        self._frozen: list[nn.Module] = []
+        self._set_lr(0)
         self.augment = augment.build(config.augmentation)
+        self.mixer = (Mixer(config.mixing, alpha=config.mixing_alpha, num_classes=dataset.num_classes,
+                            seed=config.seed) if config.mixing != "none" else None)
         self.generator = generator(config.seed)  # shuffling and augmentation draws
         self.randomness = RunRandomness(config.seed, self.device)  # dropout draws
         self.history = History()
@@ -204,16 +282,53 @@ class Trainer:
         if config.snapshots:
             self.history.snapshots.append(self._weights())
 
+    def _objective(self, model: nn.Module) -> Objective:
+        return Objective(self.loss_fn, model, heads=self.config.heads, num_classes=self.dataset.num_classes,
+                         penalties=self.penalties, device=self.device)
+
     def _weights(self) -> dict[str, Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def _set_lr(self, step: int) -> None:
+        """Each group's lr for the next step: base × the stage's group factor × schedule × plateau."""
+        scale = schedule_factor(self.config.schedule, step, self.total_steps)
+        if self.plateau is not None:
+            scale *= self.plateau.scale
+        for group, factor in zip(self.optimizer.param_groups, self._lr_factors):
+            group["lr"] = self.config.lr * factor * scale
+
+    def _start_stage(self, epoch: int, step: int) -> None:
+        stage = self.groups.stage_at(epoch)
+        self._frozen = self.groups.freeze(stage)
+        self._lr_factors = self.groups.lr_factors(stage)
+        self._set_lr(step)
+
+    def _dead_unit_message(self) -> str | None:
+        """'every ReLU in block1 is dead…' for the first activation layer with no live unit (named by
+        its block when the whole block is dead), else None: one dead layer makes the output constant."""
+        blocks: dict[str, list[tuple[str, float]]] = {}
+        for name, fraction in dead_fractions(self.model, self.train_split.x[:PROBE_IMAGES]):
+            blocks.setdefault(name.split(".")[0], []).append((name, fraction))
+        for block, layers in blocks.items():
+            dead = [name for name, fraction in layers if fraction == 1.0]
+            if dead:
+                where = block if len(dead) == len(layers) else dead[0]
+                kind = type(self.model.get_submodule(dead[0])).__name__
+                return (f"training accuracy has stayed at chance for {STUCK_EPOCHS} epochs and every {kind} "
+                        f"in {where} is dead: try a lower learning rate or a warm-up (schedule one_cycle)")
+        return None
 
     def _train_epoch(self, epoch: int, should_stop: Callable[[], bool]) -> Iterator[BatchEnd | Diverged]:
         cfg, split = self.config, self.train_split
         order = torch.randperm(len(split.y), generator=self.generator).to(self.device)
-        self._loss_sum, self._correct, self._seen = 0.0, 0, 0
         self.model.train()
+        for module in self._frozen:
+            module.eval()  # frozen BatchNorm keeps its running statistics, frozen dropout is off
+        sums: dict[str, Tensor] = {}  # Σ term × batch size, on the device
+        correct, window, seen = torch.zeros((), dtype=torch.long, device=self.device), [], 0
         self._compute_seconds = 0.0  # time spent here, not in whoever consumes the events
         resumed = time.perf_counter()
+        last = self.steps_per_epoch - 1
         for i, start in enumerate(range(0, len(order), cfg.batch_size)):
             if should_stop():
                 return
@@ -221,36 +336,64 @@ class Trainer:
             x, y = split.x[index], split.y[index]
             if self.augment is not None:
                 x = self.augment(x, self.generator)
+            if self.mixer is not None:
+                x, y = self.mixer(x, y, self.generator)
             with self.randomness.active():
-                logits = self.model(x)
-                loss = self.loss_fn(logits, y)
-            value = float(loss.detach())
+                logits, terms = self.objective(self.model(x), y)
+                loss = terms["data"] if len(terms) == 1 else sum(terms.values())
             step = (epoch - 1) * self.steps_per_epoch + i + 1
-            if self._first_loss is None:
-                self._first_loss = value
-            if not math.isfinite(value) or value > DIVERGENCE_FACTOR * max(self._first_loss, 1e-3):
-                yield Diverged(epoch, step, value, f"training diverged at step {step} (epoch {epoch}): "
-                               f"the loss became {value:.3g}. Try a smaller learning rate.")
-                return
+            window.append(loss.detach())
+            report = None
+            if step == 1 or len(window) == self.report_every or i == last:
+                values = torch.stack(window).tolist()  # the one host synchronisation per report
+                first, window = step - len(values) + 1, []
+                if self._first_loss is None:
+                    self._first_loss = values[0]
+                limit = DIVERGENCE_FACTOR * max(self._first_loss, 1e-3)
+                for offset, value in enumerate(values):
+                    if not math.isfinite(value) or value > limit:
+                        bad = first + offset
+                        yield Diverged(epoch, bad, value, f"training diverged at step {bad} (epoch {epoch}): "
+                                       f"the loss became {value:.3g}. Try a smaller learning rate.")
+                        return
+                report = BatchEnd(epoch, step, self.total_steps, values[-1])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self.scheduler.step()
-            self._loss_sum += value * len(y)
-            self._correct += int((logits.argmax(1) == y).sum())
-            self._seen += len(y)
-            self._compute_seconds += time.perf_counter() - resumed
-            yield BatchEnd(epoch, step, self.steps_per_epoch * cfg.epochs, value)
-            resumed = time.perf_counter()
+            if self.penalties.proximal:
+                proximal_l1_step(self.optimizer, self.objective.penalized, self.penalties.l1)
+            self._set_lr(step)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0) + value.detach() * len(y)
+            correct += (logits.detach().argmax(1) == hard_labels(y)).sum()
+            seen += len(y)
+            if report is not None:
+                self._compute_seconds += time.perf_counter() - resumed
+                yield report
+                resumed = time.perf_counter()
+        totals = torch.stack([*sums.values(), correct.to(loss.dtype)]).tolist()  # the epoch's one sync
+        self._terms = {name: total / seen for name, total in zip(sums, totals)}
+        self._train_acc, self._seen = totals[-1] / seen, seen
+        self._compute_seconds += time.perf_counter() - resumed
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
         """Train for `config.epochs`, yielding events; stops early on divergence, patience or `should_stop`."""
-        should_stop = should_stop or (lambda: False)
+        configure_threads()  # results depend on the thread count: the same in whichever thread iterates this
+        try:
+            yield from self._run(should_stop or (lambda: False))
+        finally:
+            self.groups.restore()  # the caller's requires_grad flags, and one mode for every module
+            self.model.train()
+
+    def _run(self, should_stop: Callable[[], bool]) -> Iterator[Event]:
         cfg, history = self.config, self.history
         started = time.perf_counter()
-        best_loss, best_state, stale = math.inf, None, 0
+        best_loss, best_state, stale, at_chance = math.inf, None, 0, 0
+        chance = CHANCE_MARGIN / self.dataset.num_classes
         last_good = self._weights()
         for epoch in range(1, cfg.epochs + 1):
+            if epoch == 1 or self.groups.stage_at(epoch) is not self.groups.stage_at(epoch - 1):
+                self._start_stage(epoch, (epoch - 1) * self.steps_per_epoch)
             for event in self._train_epoch(epoch, should_stop):
                 yield event
                 if isinstance(event, Diverged):
@@ -271,13 +414,20 @@ class Trainer:
                                "the weights of the epoch before were kept. Try a smaller learning rate.")
                 return
             last_good = self._weights()
-            event = EpochEnd(epoch, cfg.epochs, self._loss_sum / self._seen, self._correct / self._seen,
-                             val_loss, val_acc, self.optimizer.param_groups[0]["lr"], seconds,
-                             self._seen / max(seconds, 1e-9))
+            norm, zeros = weight_statistics(self.objective.penalized)
+            event = EpochEnd(epoch, cfg.epochs, self._terms["data"], self._train_acc, val_loss, val_acc,
+                             self.optimizer.param_groups[0]["lr"], seconds, self._seen / max(seconds, 1e-9),
+                             dict(self._terms), norm, zeros)
             history.append(event)
             if cfg.snapshots:
                 history.snapshots.append(last_good)
             yield event
+            if self.plateau is not None and self.plateau.step(val_loss):
+                self._set_lr(epoch * self.steps_per_epoch)  # the next epoch's first step already at lr ÷ 10
+            at_chance = at_chance + 1 if self._train_acc < chance else 0
+            if at_chance == STUCK_EPOCHS and (message := self._dead_unit_message()):
+                history.warnings.append(message)
+                yield Warned(epoch, message)
             if val_loss < best_loss:
                 best_loss, best_state, stale = val_loss, last_good, 0
                 history.best_epoch = epoch
@@ -289,7 +439,8 @@ class Trainer:
                 break
         if cfg.patience and cfg.restore_best and best_state is not None:
             self.model.load_state_dict(best_state)
-        history.test_loss, history.test_acc = evaluate(self.model, self.test_split, self.loss_fn)
+        if self.test_split is not None:
+            history.test_loss, history.test_acc = evaluate(self.model, self.test_split, self.loss_fn)
         history.total_seconds = time.perf_counter() - started
         yield Done(history.test_loss, history.test_acc, history.total_seconds, len(history.epoch),
                    history.best_epoch, history.mean_images_per_s())
@@ -308,6 +459,7 @@ class Trainer:
     def estimate_seconds(self, *, probe_steps: int = 3) -> float:
         """Seconds the whole run should take, from timing a few training steps on a copy of the model."""
         probe = copy.deepcopy(self.model).train()
+        objective = self._objective(probe)
         optimizer = build_optimizer(self.config.optimizer, probe.parameters(), lr=self.config.lr)
         x = self.train_split.x[:self.config.batch_size]
         y = self.train_split.y[:self.config.batch_size]
@@ -315,10 +467,14 @@ class Trainer:
         for _ in range(probe_steps + 1):  # the first step warms up kernels and is not counted
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            self.loss_fn(probe(x), y).backward()
+            with seeded(self.config.seed, self.device):  # the probe's dropout must not draw from a run's state
+                _, terms = objective(probe(x), y)
+                loss = sum(terms.values())
+            loss.backward()
             optimizer.step()
             timings.append(time.perf_counter() - start)
         per_step = min(timings[1:])  # the fastest step: other load on the machine only ever adds time
-        eval_images = len(self.val_split.y) * self.config.epochs + len(self.test_split.y)
+        eval_images = len(self.val_split.y) * self.config.epochs + (
+            len(self.test_split.y) if self.test_split is not None else 0)
         eval_seconds = per_step / 3 * eval_images / self.config.batch_size  # forward ≈ ⅓ of a step
         return per_step * self.steps_per_epoch * self.config.epochs + eval_seconds

@@ -68,6 +68,21 @@ def map_grid(maps: np.ndarray, *, title: str, row_titles: Sequence[str], col_tit
     return fig
 
 
+def position_similarity(similarity: np.ndarray, *, presenter: bool = False) -> go.Figure:
+    """Position-embedding similarity (P, g, g) as a g × g grid of maps, tile (r, c) for patch (r, c)."""
+    g = similarity.shape[-1]
+    return map_grid(np.asarray(similarity).reshape(g, g, g, g),  # (P, g, g) -> (g, g, g, g)
+                    title="Cosine similarity of each patch's position embedding with all others",
+                    row_titles=[], col_titles=[], shared_scale=True, presenter=presenter, cell=max(40, 360 // g))
+
+
+def head_maps(maps: np.ndarray, *, title: str, presenter: bool = False) -> go.Figure:
+    """Per-layer, per-head maps (L, h, g, g), one row per layer."""
+    layers, heads = maps.shape[:2]
+    return map_grid(maps, title=title, row_titles=[f"layer {i + 1}" for i in range(layers)],
+                    col_titles=[f"head {j + 1}" for j in range(heads)], presenter=presenter)
+
+
 def overlay(image: np.ndarray, heat: np.ndarray, *, patch_size: int, title: str, opacity: float = 0.55,
             presenter: bool = False) -> go.Figure:
     """The image (H, W) or (H, W, 3) uint8 with a per-patch map (g, g) laid over it, one cell per patch."""

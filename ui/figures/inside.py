@@ -44,6 +44,12 @@ def map_grid(maps: Tensor, *, columns: int = 8, shared_scale: bool = False, tile
     return tile(cells, columns, gap=4, upscale_to=tile_px)
 
 
+def enlarged_map(values: Tensor, size: int) -> np.ndarray:
+    """One map (H, W) on Viridis, enlarged by whole pixels (nearest) to about `size` pixels, so cells stay sharp."""
+    factor = max(1, size // values.shape[-1])
+    return viridis(values).repeat(factor, 0).repeat(factor, 1)
+
+
 def filter_grid(weights: Tensor, *, columns: int = 8, tile_px: int = 48) -> np.ndarray:
     """Conv weights (O, I, k, k) as images: colour for 3 input channels, else the first input channel signed."""
     weights = weights[:MAX_TILES]

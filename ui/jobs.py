@@ -1,0 +1,148 @@
+"""Long work from a page: submit it to the engine's job runner, follow it from a fragment, Cancel.
+
+The convention (docs/architecture.md): a page never loops over long work inside one script run.
+A button calls `start`, which submits a job and returns at once. `follow` draws the job from a
+fragment that reruns every POLL_S seconds while the job waits or runs, so the rest of the page
+stays usable; each poll hands the new events to the page's `live(job, events)`, which keeps
+results in session state (a Run after every epoch) and draws progress. Cancel stops the job within
+a second and keeps what it finished. When the job ends, one full rerun draws the results.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import streamlit as st
+
+from engine.errors import UserInputError
+from engine.jobs import CANCELLED, FAILED, QUEUED, Job, JobFunction, Progress, Result, runner, with_progress
+
+POLL_S = 0.5  # how often a followed job's fragment reruns
+SESSION_KEY = "jobs.session"
+
+
+def session_id() -> str:
+    """This browser session's id, for the runner's fairness across sessions."""
+    if SESSION_KEY not in st.session_state:
+        st.session_state[SESSION_KEY] = uuid.uuid4().hex
+    return st.session_state[SESSION_KEY]
+
+
+def start(key: str, function: JobFunction, *, label: str, estimate_s: float, **kwargs) -> Job:
+    """Submit `function(should_stop, **kwargs)` under `key` (a module-level function: it runs in a
+    worker process). One job per key; a new one replaces a finished one."""
+    job = runner().submit(function, session=session_id(), label=label, estimate_s=estimate_s, **kwargs)
+    st.session_state[f"{key}.job"] = job
+    st.session_state.pop(f"{key}.outcome", None)
+    return job
+
+
+def current(key: str) -> Job | None:
+    """The job started under `key` that has not been followed to its end yet."""
+    return st.session_state.get(f"{key}.job")
+
+
+def _format_wait(seconds: float) -> str:
+    return "any moment now" if seconds < 1 else f"in about {seconds:.0f} s" if seconds < 90 else \
+        f"in about {seconds / 60:.1f} min"
+
+
+def _queued_ui(job: Job) -> None:
+    st.info(f"Waiting for a free slot: **{job.position()}.** in line, starts {_format_wait(job.estimated_start_s())} "
+            f"({runner().status()}).", icon=":material/hourglass_top:")
+
+
+def _end(key: str, job: Job) -> None:
+    """Record how the job ended, for `outcome` on the full rerun that follows."""
+    del st.session_state[f"{key}.job"]
+    if job.state == FAILED:
+        message = str(job.error) if isinstance(job.error, UserInputError) else (
+            f"{job.label} failed: {type(job.error).__name__}: {job.error}. Your earlier results are kept.")
+        st.session_state[f"{key}.outcome"] = ("error", message)
+    elif job.state == CANCELLED:
+        st.session_state[f"{key}.outcome"] = ("cancelled", f"{job.label}: cancelled. What finished is kept.")
+    else:
+        st.session_state[f"{key}.outcome"] = ("done", "")
+
+
+def outcome(key: str) -> tuple[str, str] | None:
+    """("done" | "cancelled" | "error", message) of the job last followed to its end under `key`."""
+    return st.session_state.get(f"{key}.outcome")
+
+
+def follow(key: str, live: Callable[[Job, list], None]) -> bool:
+    """Draw the job under `key` while it waits or runs; True while there is one.
+
+    `live(job, events)` gets the events that arrived since the last poll (an empty list too, so it
+    can redraw) and draws the live view; it runs inside the fragment.
+    """
+    job = current(key)
+    if job is None:
+        return False
+
+    @st.fragment(run_every=POLL_S)
+    def _poll() -> None:
+        if job.state == QUEUED:
+            _queued_ui(job)
+        live(job, job.drain())
+        if job.finished_state:
+            live(job, job.drain())  # events that arrived while the job ended
+            _end(key, job)
+            st.rerun()  # the whole page: results below the panel, the panel's button back
+        elif st.button("Cancel", key=f"{key}.cancel", icon=":material/stop:",
+                       help="Stop now; what finished (every finished epoch) is kept."):
+            job.cancel()
+
+    _poll()
+    return True
+
+
+def computed(slot: str, key: Hashable, work: Callable[..., Any], *, label: str, estimate_s: float = 5.0,
+             start_button: str | None = None, start_help: str | None = None, **kwargs) -> Any | None:
+    """The result of `work(**kwargs, progress=…)` for `key`, computed as a job; None until it is there.
+
+    Starts the job when `key` has no result yet — at once, or when the user presses `start_button`
+    (key `{slot}.start`) — and cancels a job for an older key (its inputs changed). Draws progress
+    and Cancel meanwhile and keeps one result per `slot` in the session. After a Cancel or a
+    failure it says so and waits for "Compute again" instead of starting over.
+    """
+    stored = st.session_state.get(f"{slot}.result")
+    if stored is not None and stored[0] == key:
+        return stored[1]
+    job = current(slot)
+    if job is not None and st.session_state.get(f"{slot}.for") != key:
+        job.cancel()
+        del st.session_state[f"{slot}.job"]
+        job = None
+    if job is None and start_button is not None and st.session_state.get(f"{slot}.asked") != key:
+        if not st.button(start_button, type="primary", key=f"{slot}.start", help=start_help):
+            return None
+        st.session_state[f"{slot}.asked"] = key
+    if job is None:
+        ended = st.session_state.get(f"{slot}.ended")  # (key, "cancelled" | "failed") of the last job
+        if ended is not None and ended[0] == key:
+            shown = outcome(slot)
+            (st.error if ended[1] == FAILED else st.info)(shown[1] if shown else f"{label}: {ended[1]}.")
+            if not st.button(f"Compute again: {label}", key=f"{slot}.again", icon=":material/refresh:"):
+                return None
+        start(slot, with_progress, label=label, estimate_s=estimate_s, work=work, **kwargs)
+        st.session_state[f"{slot}.for"] = key
+        st.session_state.pop(f"{slot}.ended", None)
+        st.session_state.pop(f"{slot}.progress", None)
+
+    def live(job: Job, events: list) -> None:
+        for event in events:
+            if isinstance(event, Result):
+                st.session_state[f"{slot}.result"] = (key, event.value)
+            elif isinstance(event, Progress):
+                st.session_state[f"{slot}.progress"] = event
+        if job.state in (CANCELLED, FAILED):
+            st.session_state[f"{slot}.ended"] = (key, job.state)
+        last = st.session_state.get(f"{slot}.progress")
+        if not job.finished_state and job.state != QUEUED:
+            st.progress(min(1.0, last.fraction) if last else 0.0, text=last.message if last else f"{label}…")
+
+    follow(slot, live)
+    return None
