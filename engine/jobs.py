@@ -16,14 +16,19 @@ the GIL the server's Python holds (the "convoy" effect); a worker process has a 
 A fixed thread count also makes a seed give the same result whether the server is busy or idle.
 `workers="thread"` runs jobs in threads of this process (tests of the queue; a debugger).
 
+Messages to and from a worker are plain pickles (tensors by value). torch's own reductions pass
+each tensor as a file descriptor through a side connection per tensor; with a Run snapshot in every
+event, eight sessions at once deadlocked the worker and the server on those connections.
+
 References:
-    Python `concurrent.futures` (the handle shape); `torch.multiprocessing` (tensors cross processes
-    through shared memory); D. Beazley, "Understanding the Python GIL" (2010), the convoy effect.
+    Python `concurrent.futures` (the handle shape); D. Beazley, "Understanding the Python GIL" (2010),
+    the convoy effect.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import pickle
 import queue
@@ -45,7 +50,7 @@ WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default) or "thread"
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 FINISHED = (DONE, CANCELLED, FAILED)
 CANCEL_GRACE_S = 0.5  # a cancelled job that keeps yielding is closed after this long
-WORKER_POLL_S = 0.5  # how often a worker's listener checks that its process is alive
+WORKER_POLL_S = 0.5  # how often a worker's listener checks that its process is alive, and vice versa
 
 JobFunction = Callable[..., Iterator[Any]]
 
@@ -226,21 +231,25 @@ def _process_main(tasks, events, cancel_flag, threads: int) -> None:
     from engine.device import configure_threads
 
     configure_threads()
+    server = multiprocessing.parent_process()
     while True:
-        task = tasks.get()
-        if task is None:
-            return
-        job_id, function, kwargs = task
+        try:
+            message = tasks.get(timeout=WORKER_POLL_S)
+        except queue.Empty:
+            if not server.is_alive():  # the server was killed: nothing will ever ask again
+                return
+            continue
+        job_id, function, kwargs = pickle.loads(message)
         try:
             run_events(function, kwargs, lambda: cancel_flag.value == job_id,
-                       lambda event: events.put((job_id, "event", event)))
-            events.put((job_id, "end", None))
+                       lambda event: events.put(pickle.dumps((job_id, "event", event))))
+            events.put(pickle.dumps((job_id, "end", None)))
         except Exception as error:
-            events.put((job_id, "error", (_picklable(error), traceback.format_exc())))
+            events.put(pickle.dumps((job_id, "error", (_picklable(error), traceback.format_exc()))))
 
 
 def _picklable(error: Exception) -> Exception:
-    """`error` itself if it crosses a process boundary (the queue would drop it silently), else its text."""
+    """`error` itself if it pickles, else its text."""
     try:
         pickle.dumps(error)
         return error
@@ -264,9 +273,7 @@ class _ProcessWorker:
     """One worker process (started once, reused for job after job) and a thread that listens to it."""
 
     def __init__(self, threads: int):
-        import torch.multiprocessing as mp  # tensors in events and arguments travel in shared memory
-
-        context = mp.get_context("spawn")  # never fork a threaded server (or an initialized CUDA)
+        context = multiprocessing.get_context("spawn")  # never fork a threaded server (or an initialized CUDA)
         self._tasks, self._events = context.Queue(), context.Queue()
         self._cancel_flag = context.Value("q", 0)  # the id of the job to stop
         self._process = context.Process(target=_process_main, name="visionexplorer-worker", daemon=True,
@@ -275,7 +282,7 @@ class _ProcessWorker:
             self._process.start()
 
     def start(self, job: Job, finish: Callable[[Job, str], None]) -> None:
-        self._tasks.put((job.id, job.function, job.kwargs))
+        self._tasks.put(pickle.dumps((job.id, job.function, job.kwargs)))
         threading.Thread(target=self._listen, args=(job, finish), name=f"job-{job.id}", daemon=True).start()
 
     def cancel(self, job: Job) -> None:
@@ -288,7 +295,7 @@ class _ProcessWorker:
     def _listen(self, job: Job, finish: Callable[[Job, str], None]) -> None:
         while True:
             try:
-                job_id, kind, payload = self._events.get(timeout=WORKER_POLL_S)
+                job_id, kind, payload = pickle.loads(self._events.get(timeout=WORKER_POLL_S))
             except queue.Empty:
                 if not self._process.is_alive():
                     job.error = RuntimeError(f"the worker process stopped (exit code {self._process.exitcode}); "

@@ -7,6 +7,7 @@ the server uses, with the module-level jobs at the end.
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from engine.errors import UserInputError
 from engine.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRunner
 
 WAIT_S = 10
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def gated(started: list, gate: threading.Event, name: str, events: int = 3):
@@ -234,3 +236,30 @@ def test_with_progress_reports_then_returns_and_stops_on_cancel(processes):
     assert long.wait(2) and long.state == CANCELLED
     assert not any(isinstance(e, Result) for e in long.drain())
     assert isinstance(events[0], Progress)
+
+
+def test_a_worker_ends_when_its_server_is_killed(tmp_path):
+    """A killed server (SIGKILL: no clean-up) must not leave its worker processes behind."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from engine.jobs import JobRunner\n"
+        "if __name__ == '__main__':\n"
+        "    runner = JobRunner(slots=1, workers='process', threads=1)\n"
+        "    runner.warm_up()\n"
+        "    print(runner._idle[0]._process.pid, flush=True)\n"
+        "    time.sleep(60)\n")
+    server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(server.stdout.readline())
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{worker}") and \
+            open(f"/proc/{worker}/stat").read().split()[2] != "Z":
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split()[2] == "Z"

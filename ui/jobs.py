@@ -19,7 +19,7 @@ import streamlit as st
 from engine.errors import UserInputError
 from engine.jobs import CANCELLED, FAILED, QUEUED, Job, JobFunction, Progress, Result, runner, with_progress
 
-POLL_S = 0.5  # how often a followed job's fragment reruns
+POLL_S = 1.0  # how often a followed job's fragment reruns: each poll is a script run, times every session
 SESSION_KEY = "jobs.session"
 
 
@@ -84,11 +84,11 @@ def follow(key: str, live: Callable[[Job, list], None]) -> bool:
 
     @st.fragment(run_every=POLL_S)
     def _poll() -> None:
+        finished = job.finished_state  # read first: a finished job's events are all in
         if job.state == QUEUED:
             _queued_ui(job)
         live(job, job.drain())
-        if job.finished_state:
-            live(job, job.drain())  # events that arrived while the job ended
+        if finished:
             _end(key, job)
             st.rerun()  # the whole page: results below the panel, the panel's button back
         elif st.button("Cancel", key=f"{key}.cancel", icon=":material/stop:",
