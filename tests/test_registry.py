@@ -11,9 +11,10 @@ from torch import nn
 
 import engine
 from engine import data, models
+from engine.data import augment
 from engine.errors import UserInputError
 from engine.explain import attributions
-from engine.layers import activations
+from engine.layers import activations, kernels
 from engine.models import blocks, pretrained
 from engine.registry import Registry
 from engine.training import losses, optimizers, surfaces
@@ -75,6 +76,9 @@ LOOKUPS = [
     ("norm", blocks.norm_names, lambda n: blocks.norm2d(n, 4)),
     ("norm", blocks.norm_names, lambda n: blocks.norm1d(n, 4)),
     ("init", blocks.init_names, lambda n: blocks.initialize(_linear(), n)),
+    ("augmentation", augment.names, lambda n: augment.build(n)),
+    ("kernel", kernels.names, lambda n: kernels.kernel(n)),
+    ("photo", data.photo_names, lambda n: data.load_photo(n)),
 ]
 
 

@@ -145,7 +145,7 @@ def conv_config_ui(prefix: str, in_channels: int) -> ConvConfig:
 
 def kernel_ui(prefix: str, size: int) -> Tensor | None:
     """The filter: a preset, random (PyTorch's default init) or edited by hand; None means random."""
-    titles = kernels.KERNEL_TITLES | {"random": "Random (PyTorch default init)", "edit": "Edit by hand"}
+    titles = dict(kernels.KERNELS.items()) | {"random": "Random (PyTorch default init)", "edit": "Edit by hand"}
     name = st.selectbox("Weights", WEIGHTS, format_func=titles.get, key=f"{prefix}.w",
                         help="Presets put the same K×K kernel in every filter (averaged over input channels); "
                              "random draws every filter differently from the sidebar seed.")

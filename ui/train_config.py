@@ -225,7 +225,7 @@ def optimization_ui(train_images: int) -> dict:
         patience = st.number_input("Early-stopping patience", 0, 50, key="train.patience",
                                    help="Stop after this many epochs without a better validation loss; 0 = off.")
         augmentation = st.selectbox("Augmentation", augment.names(), key="train.augmentation",
-                                    format_func=lambda n: augment.AUGMENTATIONS[n][0],
+                                    format_func=lambda n: augment.info(n).title,
                                     help="Random changes to training images each epoch.")
     return dict(loss=loss, loss_options={"label_smoothing": smoothing} if loss == "cross_entropy" else {},
                 optimizer=optimizer, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),

@@ -10,12 +10,13 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.errors import UserInputError
+from engine.registry import Registry
 
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -49,24 +50,30 @@ def noise(x: Tensor, generator: torch.Generator) -> Tensor:
     return (x + torch.randn(x.shape, generator=generator).to(x.device) * NOISE_STD).clamp(0, 1)
 
 
-AUGMENTATIONS: dict[str, tuple[str, list[Augment]]] = {
-    "none": ("None", []),
-    "flip": ("Horizontal flip", [flip]),
-    "shift": ("Random shift", [shift]),
-    "flip_shift": ("Flip + shift", [flip, shift]),
-    "noise": ("Gaussian noise", [noise]),
-}
+@dataclass(frozen=True)
+class Augmentation:
+    title: str
+    steps: tuple[Augment, ...]  # applied in order
+
+
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
+for _name, _title, _steps in (("none", "None", ()), ("flip", "Horizontal flip", (flip,)),
+                              ("shift", "Random shift", (shift,)), ("flip_shift", "Flip + shift", (flip, shift)),
+                              ("noise", "Gaussian noise", (noise,))):
+    AUGMENTATIONS.add(_name, Augmentation(_title, _steps))
 
 
 def names() -> list[str]:
-    return list(AUGMENTATIONS)
+    return AUGMENTATIONS.names()
+
+
+def info(name: str) -> Augmentation:
+    return AUGMENTATIONS.get(name)
 
 
 def build(name: str) -> Augment | None:
     """The augmentation `name` as one function, or None for "none"."""
-    if name not in AUGMENTATIONS:
-        raise UserInputError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}; got {name!r}")
-    steps = AUGMENTATIONS[name][1]
+    steps = info(name).steps
     if not steps:
         return None
 

@@ -6,29 +6,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.errors import UserInputError
+from engine.registry import Registry
 
-_SKLEARN_PHOTOS = {"china": "china.jpg", "flower": "flower.jpg"}
-_SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "coins", "horse",
-                   "immunohistochemistry", "moon", "page", "rocket", "text")  # bundled, no download
+PHOTOS: Registry[str] = Registry("photo")  # name -> the package that ships it; no download needed
+for _name in ("astronaut", "camera", "chelsea", "china", "coffee", "coins", "flower", "horse",
+              "immunohistochemistry", "moon", "page", "rocket", "text"):
+    PHOTOS.add(_name, "scikit-learn" if _name in ("china", "flower") else "scikit-image")
 
 
 def photo_names() -> list[str]:
-    return sorted([*_SKLEARN_PHOTOS, *_SKIMAGE_PHOTOS])
+    return PHOTOS.names()
 
 
 def load_photo(name: str) -> Tensor:
     """A bundled photo as float32 ``(C, H, W)`` in [0, 1]; C = 1 for grayscale, 3 for colour."""
-    if name in _SKLEARN_PHOTOS:
+    if PHOTOS.get(name) == "scikit-learn":
         from sklearn.datasets import load_sample_image
 
-        arr = load_sample_image(_SKLEARN_PHOTOS[name])
-    elif name in _SKIMAGE_PHOTOS:
+        arr = load_sample_image(f"{name}.jpg")
+    else:
         import skimage.data
 
         arr = getattr(skimage.data, name)()
-    else:
-        raise UserInputError(f"unknown photo {name!r}; choose one of: {', '.join(photo_names())}")
     if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.floating):
         pixels = arr.astype(np.float32)
     else:

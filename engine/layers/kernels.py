@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from engine.errors import UserInputError
+from engine.registry import Registry
 
 _FIXED = {
     "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
@@ -24,22 +25,25 @@ _FIXED = {
     "laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
     "emboss": [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
 }
-KERNEL_NAMES = ("identity", "box_blur", "gaussian_blur", *_FIXED)
-KERNEL_TITLES = {
-    "identity": "Identity (copies the input)", "box_blur": "Box blur (mean)", "gaussian_blur": "Gaussian blur",
-    "sharpen": "Sharpen", "sobel_x": "Sobel x (vertical edges)", "sobel_y": "Sobel y (horizontal edges)",
-    "laplacian": "Laplacian (all edges)", "emboss": "Emboss",
-}
+KERNELS: Registry[str] = Registry("kernel")  # name -> title, in the order the page lists them
+for _name, _title in (("identity", "Identity (copies the input)"), ("box_blur", "Box blur (mean)"),
+                      ("gaussian_blur", "Gaussian blur"), ("sharpen", "Sharpen"),
+                      ("sobel_x", "Sobel x (vertical edges)"), ("sobel_y", "Sobel y (horizontal edges)"),
+                      ("laplacian", "Laplacian (all edges)"), ("emboss", "Emboss")):
+    KERNELS.add(_name, _title)
 
 
 def names() -> list[str]:
-    return list(KERNEL_NAMES)
+    return KERNELS.names()
+
+
+def title(name: str) -> str:
+    return KERNELS.get(name)
 
 
 def kernel(name: str, size: int = 3) -> Tensor:
     """The `name` kernel as a float32 ``(size, size)`` tensor; even sizes put the centre up-left."""
-    if name not in KERNEL_NAMES:
-        raise UserInputError(f"unknown kernel {name!r}; choose one of: {', '.join(KERNEL_NAMES)}")
+    KERNELS.get(name)
     if not isinstance(size, int) or size < 1:
         raise UserInputError(f"kernel size must be a whole number ≥ 1, got {size!r}")
     centre = (size - 1) // 2
