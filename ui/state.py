@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,9 +166,29 @@ def url_state(fields: list[UrlField], presets: Mapping[str, dict] | None = None)
     Not st.stop(): that would also end app.py, which draws the sidebar's device line after the page.
     """
     show_problems(init_from_url(fields, presets))
+    with _errors_then_url(fields):
+        yield
+
+
+@contextmanager
+def _errors_then_url(fields: list[UrlField]):
     try:
         yield
     except UserInputError as error:
         st.error(str(error))
     finally:
         write_to_url(fields)
+
+
+def framed_fragment(fields: list[UrlField]) -> Callable:
+    """`st.fragment` with the frame's second half: a fragment's own rerun never reaches the page's frame,
+    so the fragment shows its UserInputError and writes its controls to the URL itself."""
+
+    def decorate(body: Callable) -> Callable:
+        @functools.wraps(body)
+        def framed(*args, **kwargs):
+            with _errors_then_url(fields):
+                body(*args, **kwargs)
+        return st.fragment(framed)
+
+    return decorate

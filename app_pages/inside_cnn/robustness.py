@@ -12,7 +12,7 @@ from ui.long_work import tensor_key
 from ui.model_picker import subject_and_input_ui, url_fields
 from ui.results import top_k_ui
 from ui.sidebar import presenter_mode, seed
-from ui.state import choice, number, url_state, write_to_url
+from ui.state import choice, framed_fragment, number, url_state
 
 KEY = "robust"
 SHOW_PX = 200
@@ -48,7 +48,7 @@ def caption(subject, prediction) -> str:
     return f"{subject.class_names[prediction.best]} ({prediction.confidence:.0%})"
 
 
-@st.fragment
+@framed_fragment(FIELDS)
 def render_challenges(subject, x) -> None:
     columns = st.columns(3)
     values = {}
@@ -64,10 +64,9 @@ def render_challenges(subject, x) -> None:
     if after.best != before.best:
         st.warning(f"The edit changed the prediction from **{subject.class_names[before.best]}** to "
                    f"**{subject.class_names[after.best]}** — a human would still see the same thing.")
-    write_to_url(FIELDS)  # a fragment rerun does not reach the page's own call
 
 
-@st.fragment
+@framed_fragment(FIELDS)
 def render_occlusion(subject, x) -> None:
     best = predict_one(subject.model, x)
     fraction = st.slider("Patch size (fraction of the side)", 0.05, 0.5, step=0.05, key=f"{KEY}.patch",
@@ -82,10 +81,9 @@ def render_occlusion(subject, x) -> None:
     b.plotly_chart(occlusion_figure(heat, subject.class_names[best.best], patch=patch, stride=stride,
                                     unoccluded=best.confidence, presenter=presenter_mode()), key=f"{KEY}.occ_fig")
     st.caption("Dark cells: hiding that region makes the model much less sure — the evidence it relies on.")
-    write_to_url(FIELDS)
 
 
-@st.fragment
+@framed_fragment(FIELDS)
 def render_adversarial(subject, x, truth) -> None:
     before = predict_one(subject.model, x)
     label = subject.class_names.index(truth) if truth in subject.class_names else before.best
@@ -111,7 +109,6 @@ def render_adversarial(subject, x, truth) -> None:
     curves = {subject.class_names[sweep.label]: sweep.label_probability,
               subject.class_names[sweep.rival]: sweep.rival_probability}
     st.plotly_chart(eps_curve(sweep.eps, curves, chosen=eps, presenter=presenter_mode()), key=f"{KEY}.eps_curve")
-    write_to_url(FIELDS)
 
 
 def render() -> None:

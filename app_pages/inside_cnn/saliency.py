@@ -11,7 +11,7 @@ from ui.lessons import lesson_link_ui
 from ui.long_work import tensor_key
 from ui.model_picker import subject_and_input_ui, url_fields
 from ui.results import top_k_ui
-from ui.state import flag, number, url_state, write_to_url
+from ui.state import flag, framed_fragment, number, url_state
 
 KEY = "sal"
 DEFAULT_METHODS = ["saliency", "grad_cam", "integrated_gradients", "occlusion"]
@@ -69,7 +69,7 @@ def randomized(subject):
     return store[subject.label]
 
 
-@st.fragment
+@framed_fragment(FIELDS)
 def render_maps(subject, x, target, names, config) -> None:
     opacity = st.slider("Overlay opacity", 0.0, 1.0, key=f"{KEY}.opacity", help="0 = only the image, 1 = only the map.")
     sanity = st.toggle("Sanity check: also explain a copy with random weights", key=f"{KEY}.sanity",
@@ -103,7 +103,6 @@ def render_maps(subject, x, target, names, config) -> None:
     st.markdown("**How each map is computed** ($S_y$: the class score before softmax, $x$: the image)")
     for name in names:
         st.latex(rf"\text{{{attributions.method(name).title}:}}\quad " + attributions.method(name).formula)
-    write_to_url(FIELDS)  # a fragment rerun (opacity, sanity) does not reach the page's own call
 
 
 def render() -> None:
