@@ -17,7 +17,7 @@ from engine.explain import attributions
 from engine.layers import activations, kernels
 from engine.models import blocks, pretrained
 from engine.registry import Registry
-from engine.training import losses, optimizers, surfaces
+from engine.training import losses, optimizers, surfaces, toy2d
 
 
 def test_registry_keeps_registration_order_and_refuses_duplicates():
@@ -79,6 +79,8 @@ LOOKUPS = [
     ("augmentation", augment.names, lambda n: augment.build(n)),
     ("kernel", kernels.names, lambda n: kernels.kernel(n)),
     ("photo", data.photo_names, lambda n: data.load_photo(n)),
+    ("2-D data set", toy2d.toy_names, lambda n: toy2d.make(n, n_points=10, noise=0.1, seed=0)),
+    ("input feature", toy2d.FEATURES.names, lambda n: toy2d.feature_map(torch.zeros(3, 2), features=[n])),
 ]
 
 

@@ -41,6 +41,10 @@ TOPICS: tuple[Topic, ...] = (
     Topic("Start", "Train Lab", "Train a linear model, an MLP or a CNN on real images in seconds; watch the "
           "learning curves, inspect mistakes, try your own picture.",
           (PageSpec("app_pages/start/train_lab.py", "train_lab", "Train Lab", ":material/model_training:"),)),
+    Topic("Start", "Decision boundaries", "Two-dimensional data no line can separate; a small MLP trained live "
+          "cuts the plane with its hidden units, TensorFlow-Playground style.",
+          (PageSpec("app_pages/start/decision_boundaries.py", "decision_boundaries", "Decision boundaries",
+                    ":material/scatter_plot:"),)),
     Topic("Start", "Lessons", "Guided lessons in lecture order, each with a quiz and links into the labs.",
           (PageSpec("app_pages/start/lessons.py", "lessons", "Lessons", ":material/menu_book:"),)),
     Topic("Convolution", "Convolution & pooling", "Kernel, stride, padding modes, dilation, groups, 1×1 and "
@@ -59,7 +63,8 @@ TOPICS: tuple[Topic, ...] = (
           (PageSpec("app_pages/training/optimizers.py", "optimizers", "Optimizers on surfaces", ":material/route:"),
            PageSpec("app_pages/training/landscape.py", "landscape", "Loss landscape", ":material/landscape:"),
            PageSpec("app_pages/training/losses.py", "losses", "Losses", ":material/functions:"),
-           PageSpec("app_pages/training/minibatch.py", "minibatch", "Mini-batches & learning rate", ":material/speed:"))),
+           PageSpec("app_pages/training/minibatch.py", "minibatch", "Mini-batches & learning rate", ":material/speed:"),
+           PageSpec("app_pages/training/backprop.py", "backprop", "Backpropagation step by step", ":material/account_tree:"))),
     Topic("Training", "Overfitting & regularization", "L1/L2/elastic penalties, dropout, early stopping and "
           "augmentation, measured on train and validation curves."),
     Topic("Architectures", "Architectures & residual learning", "LeNet, AlexNet, VGG, Inception, ResNet, "

@@ -107,7 +107,7 @@ def nav_labels(page) -> list[str]:
 PUBLISHED_PATHS = (
     "train_lab", "lessons", "conv_playground", "pooling", "receptive_field", "activations", "gradient_flow",
     "normalization", "preprocessing", "optimizers", "landscape", "losses", "minibatch", "feature_maps",
-    "saliency", "robustness", "attention", "vit_inside", "cnn_vs_vit",
+    "saliency", "robustness", "attention", "vit_inside", "cnn_vs_vit", "decision_boundaries", "backprop",
 )
 
 
