@@ -67,3 +67,24 @@ def test_random_widgets():
     randomize_widgets(at, rounds=4, seed=3, timeout=60)
     text = _statement(at)
     assert re.search(r"reaches \*\*\d+\.\d%\*\* training accuracy", text)
+
+
+def _statement(at) -> str:
+    return next(m.value for m in at.markdown if "logistic regression" in m.value)
+
+
+def _with_rows(rows: list[dict]) -> str:
+    at = run_page(PAGE, query_params={"data": "ring", "n": "100", "test": "0.0"})
+    at.session_state["db.own"] = {"edited_rows": {}, "deleted_rows": [], "added_rows": rows}
+    at.run()
+    assert_no_exception(at, f"with own points {rows}")
+    return _statement(at)
+
+
+def test_own_points_join_the_training_set():
+    """Points typed into the table (the editor's state, as the browser sends it) change what is trained on."""
+    plain = _statement(run_page(PAGE, query_params={"data": "ring", "n": "100", "test": "0.0"}))
+    cluster = [{"x": 4.5, "y": 4.5 - i / 10, "class": 1} for i in range(30)]
+    grown = _with_rows(cluster)
+    assert grown != plain  # 30 more class-1 points: the logistic regression's accuracy moves
+    assert _with_rows([*cluster, {"x": -1.5, "y": 0.0}]) == grown  # a row without a class is left out

@@ -137,3 +137,17 @@ def test_diverging_learning_rate_stops_with_finite_weights():
 def test_bounds_cover_every_point_set():
     a, b = torch.tensor([[0.0, 0.0], [1.0, 2.0]]), torch.tensor([[-1.0, 1.0]])
     assert toy2d.bounds_of(a, b, margin=0.5) == pytest.approx((-2.0, 2.0, -1.0, 3.0))
+
+
+def test_add_points_joins_the_training_split_and_refuses_bad_rows():
+    x, y = toy2d.make("moons", n_points=40, noise=0.1, seed=0)
+    data = toy2d.split(x, y, test_share=0.25, seed=0)
+    grown = toy2d.add_points(data, [(0.5, -0.5, 1), (4.0, 4.0, 0)])
+    assert len(grown.x_train) == len(data.x_train) + 2 and torch.equal(grown.x_test, data.x_test)
+    torch.testing.assert_close(grown.x_train[-2:], torch.tensor([[0.5, -0.5], [4.0, 4.0]]))
+    assert grown.y_train[-2:].tolist() == [1, 0]
+    assert toy2d.add_points(data, []) is data
+    for bad, rule in [([(math.nan, 0.0, 0)], "numbers in"), ([(9.0, 0.0, 0)], "numbers in"),
+                      ([(0.0, 0.0, 2)], "class must be 0 or 1"), ([(0.0, 0.0, 0)] * 201, "at most 200")]:
+        with pytest.raises(UserInputError, match=rule):
+            toy2d.add_points(data, bad)

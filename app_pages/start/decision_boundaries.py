@@ -7,6 +7,7 @@ from engine.training import toy2d
 from engine.training.optimizers import build_optimizer, optimizer_info, optimizer_names
 from ui.figures import toy2d as figs
 from ui.lessons import lesson_link_ui
+from ui.points_editor import own_points_ui
 from ui.sidebar import presenter_mode, seed
 from ui.state import UrlField, choice, flag, items, number, url_state
 
@@ -126,6 +127,10 @@ def draw(state: dict, data: toy2d.Split, config: toy2d.ToyNet, linear: float) ->
 
 def render() -> None:
     data, linear = data_ui()
+    own = own_points_ui(f"{P}.own")
+    if own:
+        data = toy2d.add_points(data, own)
+        linear = toy2d.linear_accuracy(data.x_train, data.y_train)
     config, opt = model_ui()
     settings = (st.session_state[f"{P}.data"], st.session_state[f"{P}.noise"], st.session_state[f"{P}.points"],
                 st.session_state[f"{P}.test"], config, opt, seed())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -168,6 +168,26 @@ def split(x: Tensor, y: Tensor, *, test_share: float, seed: int) -> Split:
     n_test = min(len(x) - 1, max(1, round(test_share * len(x)))) if test_share > 0 else 0
     test, train = order[:n_test], order[n_test:]
     return Split(x[train], y[train], x[test], y[test])
+
+
+MAX_OWN_POINTS = 200  # points a user adds by hand, beside the generated ones
+OWN_POINT_RANGE = 5.0  # |x|, |y| of an added point: the generated sets live within about ±2
+
+
+def add_points(data: Split, points: Sequence[tuple[float, float, int]]) -> Split:
+    """`data` with the user's own training points (x, y, class 0 or 1) added to the training split."""
+    if len(points) > MAX_OWN_POINTS:
+        raise UserInputError(f"at most {MAX_OWN_POINTS} points can be added by hand; got {len(points)}")
+    for row, (x, y, label) in enumerate(points, start=1):
+        if not all(math.isfinite(v) and abs(v) <= OWN_POINT_RANGE for v in (x, y)):
+            raise UserInputError(f"point {row}: x and y must be numbers in ±{OWN_POINT_RANGE:g}; got ({x}, {y})")
+        if label not in (0, 1):
+            raise UserInputError(f"point {row}: the class must be 0 or 1; got {label}")
+    if not points:
+        return data
+    own_x = torch.tensor([(x, y) for x, y, _ in points], dtype=data.x_train.dtype)  # (M, 2)
+    own_y = torch.tensor([label for _, _, label in points], dtype=data.y_train.dtype)
+    return replace(data, x_train=torch.cat([data.x_train, own_x]), y_train=torch.cat([data.y_train, own_y]))
 
 
 # ---- input features ------------------------------------------------------------------------
