@@ -11,6 +11,7 @@ import torch
 
 from engine.errors import UserInputError
 from engine.training import backprop as bp
+from engine.training import expressions as ex
 
 NODES = (*bp.INPUTS, *bp.HIDDEN, *bp.OUTPUTS)
 
@@ -119,9 +120,9 @@ def test_expression_values_and_gradients_equal_autograd(seed):
     rng = random.Random(seed)
     text, f = _random_expression(rng, depth=4)
     values = {name: rng.uniform(-1.5, 1.5) for name in VARIABLES}
-    graph = bp.parse_expression(text)
-    forward = bp.evaluate(graph, values)
-    grads = bp.gradients(graph, values)
+    graph = ex.parse_expression(text)
+    forward = ex.evaluate(graph, values)
+    grads = ex.gradients(graph, values)
     leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in values.items()}
     out = f(leaves)
     if out.requires_grad:  # not when the random expression holds numbers only
@@ -131,7 +132,7 @@ def test_expression_values_and_gradients_equal_autograd(seed):
         if node.op == "var":
             expected = leaves[node.label].grad
             assert grad == pytest.approx(expected.item() if expected is not None else 0.0, abs=1e-10), text
-    torch_values, torch_grads = bp.expression_autograd(graph, values)
+    torch_values, torch_grads = ex.expression_autograd(graph, values)
     assert torch_values == pytest.approx(forward, abs=1e-10)
     # b^e has no derivative in e where b < 0: PyTorch says nan, we say 0
     undefined = {n.inputs[1] for n in graph.nodes if n.op == "^" and forward[n.inputs[0]] < 0}
@@ -146,13 +147,13 @@ def test_expression_values_and_gradients_equal_autograd(seed):
     ("log(exp(x))", 3.0), ("x*x", 9.0), (".5e1", 5.0),
 ])
 def test_expression_precedence_and_spellings(text, value):
-    assert bp.evaluate(bp.parse_expression(text), {"x": 3.0})[-1] == pytest.approx(value)
+    assert ex.evaluate(ex.parse_expression(text), {"x": 3.0})[-1] == pytest.approx(value)
 
 
 def test_a_variable_used_twice_is_one_node_whose_gradient_sums_both_uses():
-    graph = bp.parse_expression("x*x + x")
+    graph = ex.parse_expression("x*x + x")
     assert graph.variables == ["x"]
-    grads = bp.gradients(graph, {"x": 3.0})
+    grads = ex.gradients(graph, {"x": 3.0})
     assert grads[[n.op for n in graph.nodes].index("var")] == pytest.approx(7.0)
 
 
@@ -165,27 +166,27 @@ BAD = ["", "   ", "(", ")", "x)", "(x", "(x + 1))", "x +", "+", "* x", "x y", "2
 @pytest.mark.parametrize("text", BAD)
 def test_bad_expressions_raise_user_input_error_only(text):
     with pytest.raises(UserInputError) as error:
-        graph = bp.parse_expression(text)
+        graph = ex.parse_expression(text)
         values = dict.fromkeys(graph.variables, 1.0)
-        bp.gradients(graph, values)
-        bp.expression_autograd(graph, values)
+        ex.gradients(graph, values)
+        ex.expression_autograd(graph, values)
     assert str(error.value)
 
 
 def test_parse_errors_point_at_the_character():
     with pytest.raises(UserInputError, match=r"unexpected '\)' at position 7"):
-        bp.parse_expression("(x + 1))")
+        ex.parse_expression("(x + 1))")
     with pytest.raises(UserInputError, match=r"unexpected '\$' at position 2"):
-        bp.parse_expression("x $ y")
+        ex.parse_expression("x $ y")
     with pytest.raises(UserInputError, match="position 0 is never closed"):
-        bp.parse_expression("(x + 1")
+        ex.parse_expression("(x + 1")
     with pytest.raises(UserInputError, match="division by zero at position 2"):
-        bp.evaluate(bp.parse_expression("x / (y - y)"), {"x": 1, "y": 2})
+        ex.evaluate(ex.parse_expression("x / (y - y)"), {"x": 1, "y": 2})
     with pytest.raises(UserInputError, match="no value given for y"):
-        bp.evaluate(bp.parse_expression("x + y"), {"x": 1})
+        ex.evaluate(ex.parse_expression("x + y"), {"x": 1})
 
 
 def test_relu_derivative_at_zero_is_zero_as_in_pytorch():
-    graph = bp.parse_expression("relu(x)")
-    assert bp.gradients(graph, {"x": 0.0})[0] == 0.0 == bp.expression_autograd(graph, {"x": 0.0})[1][0]
-    assert math.isclose(bp.gradients(bp.parse_expression("sigmoid(x)"), {"x": 0.0})[0], 0.25)
+    graph = ex.parse_expression("relu(x)")
+    assert ex.gradients(graph, {"x": 0.0})[0] == 0.0 == ex.expression_autograd(graph, {"x": 0.0})[1][0]
+    assert math.isclose(ex.gradients(ex.parse_expression("sigmoid(x)"), {"x": 0.0})[0], 0.25)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from engine.errors import UserInputError
 from engine.training import backprop as bp
+from engine.training import expressions as ex
 from ui.figures.backprop import chain_rule_latex, comparison_rows, expression_graph, network_graph
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode
@@ -19,13 +20,13 @@ FIELDS = [number("bp.x1", "x1", bp.DEFAULT_INPUT[0], -5.0, 5.0), number("bp.x2",
           number("bp.t1", "t1", bp.DEFAULT_TARGET[0], 0.0, 1.0), number("bp.t2", "t2", bp.DEFAULT_TARGET[1], 0.0, 1.0),
           number("bp.lr", "lr", 0.5, 0.001, 10.0), choice("bp.act", "act", "sigmoid", list(bp.HIDDEN_ACTIVATIONS)),
           choice("bp.node", "node", "o1", NODE_ORDER),
-          UrlField("bp.expr", "f", DEFAULT_EXPRESSION, valid=lambda v: len(v) <= bp.MAX_EXPRESSION_CHARS)]
+          UrlField("bp.expr", "f", DEFAULT_EXPRESSION, valid=lambda v: len(v) <= ex.MAX_EXPRESSION_CHARS)]
 
 
 def _variable_fields() -> list[UrlField]:
     """One URL-backed number per variable of the expression as it stands (none while it does not parse)."""
     try:
-        names = bp.parse_expression(st.session_state.get("bp.expr", st.query_params.get("f", DEFAULT_EXPRESSION))).variables
+        names = ex.parse_expression(st.session_state.get("bp.expr", st.query_params.get("f", DEFAULT_EXPRESSION))).variables
     except UserInputError:
         return []
     return [number(f"bp.var.{n}", f"v_{n}", DEFAULT_VALUES.get(n, 1.0), -100.0, 100.0) for n in names]
@@ -91,18 +92,18 @@ def render_network() -> None:
 
 
 def render_expression(fields: list[UrlField]) -> None:
-    text = st.text_input("Expression f", key="bp.expr", max_chars=bp.MAX_EXPRESSION_CHARS,
+    text = st.text_input("Expression f", key="bp.expr", max_chars=ex.MAX_EXPRESSION_CHARS,
                          help="+ − × ÷ (or * /), ^ or **, parentheses, numbers, names, exp log tanh relu sigmoid.")
     try:
-        graph = bp.parse_expression(text)
+        graph = ex.parse_expression(text)
         cols = st.columns(min(max(len(fields), 1), 6))
         values = {f.param[2:]: cols[i % len(cols)].number_input(f.param[2:], -100.0, 100.0, key=f.key, step=0.1,
                   help="The value of this variable.") for i, f in enumerate(fields)}
         if set(values) != set(graph.variables):  # the text changed in this run: its inputs come next run
             st.rerun()
-        grads = bp.gradients(graph, values)
-        forward = bp.evaluate(graph, values)
-        torch_values, torch_grads = bp.expression_autograd(graph, values)
+        grads = ex.gradients(graph, values)
+        forward = ex.evaluate(graph, values)
+        torch_values, torch_grads = ex.expression_autograd(graph, values)
     except UserInputError as error:
         st.error(f"{error}\n\n`{text}`")
         return

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from engine.training import backprop as bp
+from engine.training import expressions as ex
 from ui.figures.train import PALETTE, apply_theme
 
 _POSITIONS = {"x1": (0, 1), "x2": (0, 0), "h1": (1, 1), "h2": (1, 0), "o1": (2, 1), "o2": (2, 0)}
@@ -127,14 +128,14 @@ def comparison_rows(forward: bp.ForwardTable, backward: bp.BackwardTable, check:
             for q, mine, theirs in rows]
 
 
-def _depths(graph: bp.Graph) -> list[int]:
+def _depths(graph: ex.Graph) -> list[int]:
     depth: list[int] = []
     for node in graph.nodes:
         depth.append(1 + max((depth[i] for i in node.inputs), default=-1))
     return depth
 
 
-def expression_graph(graph: bp.Graph, values: Sequence[float], grads: Sequence[float], *,
+def expression_graph(graph: ex.Graph, values: Sequence[float], grads: Sequence[float], *,
                      presenter: bool = False) -> go.Figure:
     """The expression's graph left (variables, numbers) to right (the result); each node's value and gradient."""
     depth = _depths(graph)
