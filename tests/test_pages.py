@@ -175,3 +175,14 @@ def test_train_lab_keeps_the_users_settings_through_rejected_uploads():
         shown = {key: shown_by_browser(getattr(at, kind)(key=key)) for kind, key in chosen}
         assert shown == {key: label for (_, key), (_, label) in chosen.items()}, f"after {hidden_runs} hidden runs"
     assert at.query_params["lr"] == "0.01" and at.query_params["opt"] == "momentum"
+
+
+def test_a_link_naming_only_a_data_set_opens_with_its_recipe():
+    """`/train_lab?data=shapes` (a lecturer's link) gets shapes' warm-up, not digits' constant rate."""
+    from engine.training.presets import preset
+
+    at = run_page(TRAIN_LAB, query_params={"data": "shapes", "ep": "3"})
+    shapes = preset("shapes")
+    assert at.selectbox(key="train.schedule").value == shapes.schedule == "one_cycle"
+    assert at.number_input(key="train.batch_size").value == shapes.batch_size
+    assert at.number_input(key="train.epochs").value == 3  # what the link gives wins

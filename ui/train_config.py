@@ -49,6 +49,18 @@ def _apply_recipe() -> None:
         st.session_state[RECIPE_CONTROLS[field_name][0]] = value
 
 
+def recipe_from_link() -> None:
+    """A link that names only a data set (`?data=shapes`) opens with that set's recipe, not digits'.
+
+    Fills the recipe's parameters the link leaves out into the URL before the frame reads it, once
+    per session (afterwards the controls are the user's); parameters the link gives win.
+    """
+    name = st.query_params.get("data")
+    if name in data.names() and "train.data" not in st.session_state and "preset" not in st.query_params:
+        for param, value in _recipe(name).items():
+            st.query_params.setdefault(param, str(value))
+
+
 PRESETS: dict[str, dict] = {
     "linear_digits": {"data": "digits", "model": "linear", "opt": "sgd", "lr": 0.1, "ep": 15, "bs": 64},
     "mlp_digits": {"data": "digits", "model": "mlp", "hidden": "100", "opt": "adam", "lr": 0.003, "ep": 15},

@@ -6,7 +6,7 @@ from ui.images import tile
 from ui.lessons import lesson_link_ui
 from ui.results import results_ui, runs_table_ui, trained_runs_ui, try_it_ui
 from ui.state import run_dataset, runs, store_run, url_state
-from ui.train_config import FIELDS, PRESETS, train_config_ui
+from ui.train_config import FIELDS, PRESETS, recipe_from_link, train_config_ui
 from ui.train_panel import Job, curves_ui
 from ui.uploads import run_upload_ui
 
@@ -68,6 +68,7 @@ st.title("Train Lab")
 lesson_link_ui("app_pages/start/train_lab.py")
 st.markdown("Choose data, a model and how to train it; press **Train** and watch the learning curves. "
             "Training, validation and test sets are separate: the test set is only used at the end.")
+recipe_from_link()
 with url_state(FIELDS, PRESETS):
     render_training()
     st.header("Results")
