@@ -60,7 +60,7 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def streamlit_server(log_path: Path, env: dict | None = None):
-    """A running server; yields (url, seconds from spawn until healthy)."""
+    """A running server; yields (url, seconds from spawn until healthy, time.monotonic() at spawn)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

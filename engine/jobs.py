@@ -110,10 +110,6 @@ class Job:
         self.runner._cancelled(self)
 
     @property
-    def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
     def finished_state(self) -> bool:
         return self.state in FINISHED
 

@@ -65,8 +65,6 @@ LOOKUPS = [
     ("optimizer", optimizers.optimizer_names, lambda n: optimizers.build_optimizer(n, _linear().parameters(), lr=0.1)),
     ("optimizer", optimizers.optimizer_names, lambda n: surfaces.suggested_lr("quadratic", n)),
     ("schedule", optimizers.schedule_names, lambda n: optimizers.schedule_factor(n, 0, 10)),
-    ("schedule", optimizers.schedule_names,
-     lambda n: optimizers.build_scheduler(n, torch.optim.SGD(_linear().parameters(), lr=0.1), 10)),
     ("surface", surfaces.names, lambda n: surfaces.info(n)),
     ("surface", surfaces.names, lambda n: surfaces.trajectory(n, "sgd", lr=0.1)),
     ("attribution method", attributions.names, lambda n: attributions.method(n)),

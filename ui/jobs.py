@@ -67,9 +67,11 @@ def _end(key: str, job: Job) -> None:
         st.session_state[f"{key}.outcome"] = ("done", "")
 
 
-def outcome(key: str) -> tuple[str, str] | None:
-    """("done" | "cancelled" | "error", message) of the job last followed to its end under `key`."""
-    return st.session_state.get(f"{key}.outcome")
+def outcome_ui(key: str) -> None:
+    """Say how the job last followed to its end under `key` ended, unless it simply finished."""
+    ended = st.session_state.get(f"{key}.outcome")  # ("done" | "cancelled" | "error", message)
+    if ended is not None and ended[0] != "done":
+        (st.error if ended[0] == "error" else st.info)(ended[1])
 
 
 def follow(key: str, live: Callable[[Job, list], None]) -> bool:
@@ -123,8 +125,7 @@ def computed(slot: str, key: Hashable, work: Callable[..., Any], *, label: str, 
     if job is None:
         ended = st.session_state.get(f"{slot}.ended")  # (key, "cancelled" | "failed") of the last job
         if ended is not None and ended[0] == key:
-            shown = outcome(slot)
-            (st.error if ended[1] == FAILED else st.info)(shown[1] if shown else f"{label}: {ended[1]}.")
+            outcome_ui(slot)
             if not st.button(f"Compute again: {label}", key=f"{slot}.again", icon=":material/refresh:"):
                 return None
         start(slot, with_progress, label=label, estimate_s=estimate_s, work=work, **kwargs)

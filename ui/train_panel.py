@@ -115,9 +115,7 @@ def train_panel_ui(jobs_to_train: list[Job], *, key: str = "train", label: str =
     if jobs.follow(key, lambda job, events: _live_ui(key, job, events)):
         return []
     ended = st.session_state.pop(f"{key}.ended", [])
-    outcome = jobs.outcome(key)
-    if outcome and outcome[0] != "done":
-        (st.error if outcome[0] == "error" else st.info)(outcome[1])
+    jobs.outcome_ui(key)
     if f"{key}.live" in st.session_state:
         _messages_ui(st.session_state[f"{key}.live"])
     try:

@@ -110,8 +110,7 @@ def render_data_size(configs, dataset) -> None:
         st.warning(str(error))
         refused = True
     if not jobs.follow(f"{P}.data", _experiment_ui(results)):
-        if (ended := jobs.outcome(f"{P}.data")) and ended[0] != "done":
-            (st.error if ended[0] == "error" else st.info)(ended[1])
+        jobs.outcome_ui(f"{P}.data")
         if st.button("Run the data-size experiment", key=f"{P}.data_run", type="primary",
                      disabled=not plan.trainings or refused):
             st.session_state.pop(f"{P}.data_progress", None)

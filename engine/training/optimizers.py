@@ -149,12 +149,6 @@ def schedule_factor(name: str, step: int, total_steps: int) -> float:
     return SCHEDULES.get(name).factor(step / max(1, total_steps))
 
 
-def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
-    """A per-batch LambdaLR following `schedule_factor`."""
-    schedule_factor(name, 0, total_steps)  # validates the name
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(name, step, total_steps))
-
-
 class Plateau:
     """The `reduce_on_plateau` factor: ×0.1 once the validation loss has not improved for `patience` epochs.
 
