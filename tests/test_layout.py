@@ -56,7 +56,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_import_graph_sees_known_edges():
     graph = import_graph()
     assert "engine.models.blocks" in graph["engine.models.classic"]
-    assert "engine.data" in graph["engine.__main__"]  # `from engine import data`
+    assert "engine.data" in graph["engine.cli.common"]  # `from engine import data`
     assert "engine.errors" in graph["engine.registry"]
 
 

@@ -97,7 +97,8 @@ def test_cli_train_prints_epochs_then_json():
 
 
 def test_cli_defaults_come_from_the_data_sets_recipe():
-    from engine.__main__ import _config, _parser
+    from engine.__main__ import _parser
+    from engine.cli.train import config_from as _config
     from engine.training.presets import preset
 
     shapes = _config(_parser().parse_args(["train", "--data", "shapes"]))
@@ -161,7 +162,7 @@ def test_engine_imports_neither_streamlit_nor_plotly():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert name.split(".")[0] not in ("streamlit", "plotly"), f"{path} imports {name}"
-    probe = "import sys, engine.training.trainer, engine.training.metrics, engine.models.export, engine.__main__; " \
+    probe = "import sys, engine.training.trainer, engine.training.metrics, engine.models.export, engine.__main__, engine.cli.train; " \
             "print(any(m.split('.')[0] in ('streamlit', 'plotly') for m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.stdout.strip() == "False", result.stderr

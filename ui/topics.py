@@ -65,10 +65,24 @@ TOPICS: tuple[Topic, ...] = (
            PageSpec("app_pages/training/losses.py", "losses", "Losses", ":material/functions:"),
            PageSpec("app_pages/training/minibatch.py", "minibatch", "Mini-batches & learning rate", ":material/speed:"),
            PageSpec("app_pages/training/backprop.py", "backprop", "Backpropagation step by step", ":material/account_tree:"))),
-    Topic("Training", "Overfitting & regularization", "L1/L2/elastic penalties, dropout, early stopping and "
-          "augmentation, measured on train and validation curves."),
+    Topic("Overfitting & regularization", "Overfitting & regularization", "Train vs validation curves, "
+          "L1/L2/elastic penalties, weight decay, dropout, early stopping, augmentation, data pitfalls and "
+          "hyperparameter search.",
+          (PageSpec("app_pages/regularization/overfitting.py", "overfitting", "Overfitting", ":material/ssid_chart:"),
+           PageSpec("app_pages/regularization/regularization.py", "regularization", "Regularization", ":material/compress:"),
+           PageSpec("app_pages/regularization/augmentation.py", "augmentation", "Data augmentation", ":material/auto_awesome:"),
+           PageSpec("app_pages/regularization/data_pitfalls.py", "data_pitfalls", "Data pitfalls", ":material/report:"),
+           PageSpec("app_pages/regularization/tuning.py", "tuning", "Hyperparameter search", ":material/manage_search:"))),
     Topic("Architectures", "Architectures & residual learning", "LeNet, AlexNet, VGG, Inception, ResNet, "
-          "DenseNet and SE blocks; plain vs residual networks; transfer learning."),
+          "DenseNet and SE blocks; plain vs residual networks and the ensemble of paths.",
+          (PageSpec("app_pages/architectures/gallery.py", "architecture_gallery", "Architecture gallery", ":material/view_module:"),
+           PageSpec("app_pages/architectures/residual.py", "residual_learning", "Residual learning", ":material/alt_route:"),
+           PageSpec("app_pages/architectures/classic_nets.py", "classic_nets", "Classic nets, trained here", ":material/history_edu:"))),
+    Topic("Architectures", "Transfer learning, ensembles & multi-task", "Features of a trained network, linear "
+          "probes, fine-tuning, the few-shot curve, ensembles and several heads on one base.",
+          (PageSpec("app_pages/architectures/transfer.py", "transfer_learning", "Transfer learning", ":material/move_up:"),
+           PageSpec("app_pages/architectures/ensembles.py", "ensembles", "Ensembles", ":material/groups:"),
+           PageSpec("app_pages/architectures/multitask.py", "multitask", "Multi-task learning", ":material/call_split:"))),
     Topic("Inside the CNN", "Feature maps, saliency & robustness", "Activation maps, filters, feature "
           "visualization, saliency and Grad-CAM, adversarial examples.",
           (PageSpec("app_pages/inside_cnn/feature_maps.py", "feature_maps", "Activation maps & filters", ":material/layers:"),
