@@ -164,3 +164,35 @@ def test_every_registry_model_runs_each_method_or_says_why_not(model_name):
         else:
             assert A.method(name).title in reason
     assert _hooks(model) == 0
+
+
+def test_grad_cam_starts_at_a_layer_with_a_map_wider_than_a_blob():
+    """At 8×8 input a tinyvgg's last block (the architecture's usual layer) is 2×2: too coarse to show where."""
+    model = models.build("tinyvgg", in_channels=1, num_classes=10, image_size=8, seed=0).eval()
+    x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    choices, default = A.grad_cam_layers(model, x, "block2")
+    assert "block2" in choices and default != "block2"
+    with A.capturing(model, [default]) as out, torch.no_grad():
+        model(x)
+    assert min(out[default].shape[-2:]) >= A.MIN_CAM_SIDE
+    wide = models.build("tinyvgg", in_channels=1, num_classes=10, image_size=32, seed=0).eval()
+    assert A.grad_cam_layers(wide, torch.rand(1, 1, 32, 32), "block2")[1] == "block2"  # 8×8 there: kept
+
+
+def test_an_empty_grad_cam_map_says_why():
+    assert A.attribute(_cnn(), _image(), "grad_cam", target=1, layer="block2").note is None  # a map: no note
+    empty = A.attribute(_NegativeCam(), torch.rand(1, 1, 8, 8), "grad_cam", target=0, layer="conv")
+    assert not empty.heat.any() and "The map is empty" in empty.note and "conv" in empty.note
+
+
+class _NegativeCam(nn.Module):
+    """conv → ReLU → mean, class 0 scored as minus the mean: every α_k is negative, the map is all zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        m = self.act(self.conv(x)).mean(dim=(1, 2, 3))
+        return torch.stack([-m, m], dim=1)

@@ -115,3 +115,12 @@ def test_presets_and_url_parameters_set_the_controls(digits_run, digits):
     assert "random weights · rank correlation" in _texts(at)
     at = run_page("app_pages/inside_cnn/saliency.py", query_params={"eps": "7", "op": "2"}, session_state=_state(digits_run, digits))
     assert any("Ignored ?op=2" in str(w.value) for w in at.warning)
+
+
+def test_grad_cam_layer_can_be_picked_and_starts_wider_than_2x2(digits_run, digits):
+    at = run_page("app_pages/inside_cnn/saliency.py", session_state=_state(digits_run, digits), timeout=90)
+    layer = next(s for s in at.selectbox if s.label == "Grad-CAM layer")
+    assert layer.value != "block2" and "block2" in layer.options  # digits' 8×8 input: block2 is 2×2
+    layer.set_value("block2").run(timeout=90)
+    assert_no_exception(at)
+    assert not at.error and next(s for s in at.selectbox if s.label == "Grad-CAM layer").value == "block2"

@@ -46,13 +46,27 @@ def target_ui(subject, prediction) -> int:
                         help="Attributions answer: which pixels raise this class's score? Sorted by probability.")
 
 
-def _compute(model, x, name, target, subject, config, tag):
-    """One map, cached per session by (model, image, method, class, settings); slow ones show progress."""
-    key = (tag, subject.label, tensor_key(x), name, target, config)
+def layer_ui(subject, x, names) -> str | None:
+    """The Grad-CAM layer: the user's pick among the layers with a spatial map (ViT tokens keep theirs)."""
+    if subject.reshape is not None or not any(attributions.method(n).needs_layer for n in names):
+        return subject.gradcam_layer
+    choices, default = attributions.grad_cam_layers(subject.model, x, subject.gradcam_layer)
+    if not choices:
+        return None
+    key = f"{KEY}.layer.{subject.label}"
+    if st.session_state.get(key) not in choices:
+        st.session_state[key] = default
+    return st.selectbox("Grad-CAM layer", choices, key=key, help="Deeper = more about the class, coarser in space; "
+                        f"the default is the deepest layer whose map is at least {attributions.MIN_CAM_SIDE} pixels wide.")
+
+
+def _compute(model, x, name, target, subject, config, tag, layer):
+    """One map, cached per session by (model, image, method, class, layer, settings); slow ones show progress."""
+    key = (tag, subject.label, tensor_key(x), name, target, layer, config)
     cache = st.session_state.setdefault(f"{KEY}.cache", {})
     if key not in cache:
         bar = st.progress(0.0, text=f"{attributions.method(name).title}…")  # a large model takes seconds even for one pass
-        cache[key] = attributions.attribute(model, x, name, target=target, layer=subject.gradcam_layer,
+        cache[key] = attributions.attribute(model, x, name, target=target, layer=layer,
                                             reshape=subject.reshape, config=config,
                                             progress=lambda f, m: bar.progress(f, text=m))
         bar.empty()
@@ -70,7 +84,7 @@ def randomized(subject):
 
 
 @framed_fragment(FIELDS)
-def render_maps(subject, x, target, names, config) -> None:
+def render_maps(subject, x, target, names, config, layer) -> None:
     opacity = st.slider("Overlay opacity", 0.0, 1.0, key=f"{KEY}.opacity", help="0 = only the image, 1 = only the map.")
     sanity = st.toggle("Sanity check: also explain a copy with random weights", key=f"{KEY}.sanity",
                        help="Adebayo et al. 2018: a method whose map hardly changes is not explaining the model.")
@@ -82,19 +96,21 @@ def render_maps(subject, x, target, names, config) -> None:
         entry = attributions.method(name)
         with columns[i % len(columns)]:
             st.markdown(f"**{entry.title}**")
-            reason = attributions.unavailable(name, subject.model, layer=subject.gradcam_layer)
+            reason = attributions.unavailable(name, subject.model, layer=layer)
             if reason:
                 st.warning(reason)
                 continue
             try:
-                result = _compute(subject.model, x, name, target, subject, config, "trained")
+                result = _compute(subject.model, x, name, target, subject, config, "trained", layer)
             except UserInputError as error:  # a fragment rerun does not reach the page's handler
                 st.error(str(error))
                 continue
             st.image(overlay(x[0], result.heat, signed=result.signed, opacity=opacity),
                      caption=f"{result.seconds:.2f} s" + (" · red +, blue −" if result.signed else ""))
+            if result.note:
+                st.info(result.note)
             if sanity:
-                check = _compute(randomized(subject), x, name, target, subject, config, "random")
+                check = _compute(randomized(subject), x, name, target, subject, config, "random", layer)
                 rho = attributions.rank_correlation(result.heat, check.heat)
                 st.image(overlay(x[0], check.heat, signed=check.signed, opacity=opacity),
                          caption=f"random weights · rank correlation ρ = {rho:.2f}")
@@ -123,7 +139,7 @@ def render() -> None:
     if not names:
         st.info("Pick at least one method.")
         return
-    render_maps(subject, x, target, names, config)
+    render_maps(subject, x, target, names, config, layer_ui(subject, x, names))
 
 
 st.title("Saliency & Grad-CAM")

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from engine.device import seeded
 from engine.errors import UserInputError
-from engine.explain.features import capturing, model_device
+from engine.explain.features import capturing, mapped_layers, model_device
 from engine.models.blocks import evaluating, named_activations, relu_only
 from engine.registry import Registry
 
@@ -106,6 +106,39 @@ class Attribution:
     heat: Tensor  # (H, W) the map to show
     signed: bool
     seconds: float
+    note: str | None = None  # why the map shows nothing, when it is empty
+
+
+MIN_CAM_SIDE = 4  # a Grad-CAM map smaller than this on a side is a blob, not a location
+
+
+def grad_cam_layers(model: nn.Module, x: Tensor, preferred: str | None) -> tuple[list[str], str | None]:
+    """The layers Grad-CAM can explain `x` at, with their map sides, and the one to start from.
+
+    Candidates are the conv, activation and pooling outputs with a spatial map (forward order).
+    The default is `preferred` (the architecture's usual last conv block) when its map is at least
+    MIN_CAM_SIDE wide, else the deepest layer that is: at 8×8 input a tinyvgg's last block is 2×2,
+    and its map is often empty.
+    """
+    names = [name for name, _ in mapped_layers(model)]
+    if preferred and preferred not in names:
+        names.append(preferred)
+    with capturing(model, names) as outputs, evaluating(model), torch.no_grad():
+        model(x.to(model_device(model)))
+    sides = {name: min(out.shape[-2:]) for name, out in outputs.items() if out.dim() == 4 and min(out.shape[-2:]) >= 2}
+    choices = [name for name in names if name in sides]
+    if not choices:
+        return [], None
+    if preferred in sides and sides[preferred] >= MIN_CAM_SIDE:
+        return choices, preferred
+    wide = [name for name in choices if sides[name] >= MIN_CAM_SIDE]
+    return choices, (wide[-1] if wide else max(choices, key=sides.get))
+
+
+def _empty_cam_note(layer: str | None) -> str:
+    return (f"The map is empty: at every position of {layer}, the channels weighted by how much they raise "
+            "this class's score add up to zero or less, and Grad-CAM keeps only the positive part (ReLU). "
+            "Try an earlier layer (a larger map) or another class.")
 
 
 def names() -> list[str]:
@@ -244,7 +277,8 @@ def attribute(model: nn.Module, x: Tensor, name: str, *, target: int, layer: str
                                                baselines=0.5, target=target, perturbations_per_eval=chunk)
     raw = raw.detach()[0].cpu()  # (1, C, H, W) -> (C, H, W)
     heat = raw.sum(0) if entry.signed else raw.abs().amax(0)  # (C, H, W) -> (H, W)
-    return Attribution(name, target, raw, heat, entry.signed, time.perf_counter() - start)
+    note = _empty_cam_note(layer) if entry.needs_layer and not heat.any() else None
+    return Attribution(name, target, raw, heat, entry.signed, time.perf_counter() - start, note)
 
 
 def randomized_copy(model: nn.Module, *, seed: int = 0) -> nn.Module:
