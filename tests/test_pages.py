@@ -186,3 +186,19 @@ def test_a_link_naming_only_a_data_set_opens_with_its_recipe():
     assert at.selectbox(key="train.schedule").value == shapes.schedule == "one_cycle"
     assert at.number_input(key="train.batch_size").value == shapes.batch_size
     assert at.number_input(key="train.epochs").value == 3  # what the link gives wins
+
+
+def test_uploading_a_run_whose_name_is_taken_keeps_both_and_says_so(digits):
+    """Re-uploading your own download is the normal case: it must not be ignored silently."""
+    from engine.training.runs import save_run
+    from engine.training.trainer import TrainConfig, Trainer
+
+    run = Trainer(TrainConfig(data="digits", model="linear", epochs=1, seed=0), digits).fit()
+    at = run_page(TRAIN_LAB, session_state={"runs": {run.name: run}}, timeout=120)
+    at.file_uploader(key="train.run_upload.file").set_value((f"{run.name}.pt", save_run(run), "application/octet-stream")).run()
+    assert_no_exception(at)
+    names = list(at.session_state["runs"])
+    assert names == [run.name, f"{run.name} #2"], names
+    assert any("already here" in s.value for s in at.success)
+    at.run()  # the same upload on the next rerun is not stored again
+    assert len(at.session_state["runs"]) == 2

@@ -5,7 +5,7 @@ import streamlit as st
 from ui.images import tile
 from ui.lessons import lesson_link_ui
 from ui.results import results_ui, runs_table_ui, trained_runs_ui, try_it_ui
-from ui.state import run_dataset, runs, store_run, url_state
+from ui.state import run_dataset, runs, store_run, unique_run_name, url_state
 from ui.train_config import FIELDS, PRESETS, recipe_from_link, train_config_ui
 from ui.train_panel import Job, curves_ui
 from ui.uploads import run_upload_ui
@@ -59,9 +59,12 @@ def render_results() -> None:
 def render_runs() -> None:
     runs_table_ui(runs())
     uploaded = run_upload_ui("train.run_upload")
-    if uploaded is not None and uploaded.name not in runs():
+    if uploaded is not None and all(kept is not uploaded for kept in runs().values()):
+        saved_as = uploaded.name
+        uploaded.name = unique_run_name(saved_as)  # re-uploading your own download is the usual case
         store_run(uploaded)
-        st.success(f"Loaded run **{uploaded.name}**.")
+        st.success(f"Loaded run **{uploaded.name}**" + (f" (a run named {saved_as} is already here)."
+                                                        if uploaded.name != saved_as else "."))
 
 
 st.title("Train Lab")
