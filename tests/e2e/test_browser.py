@@ -148,3 +148,20 @@ def test_train_lab_trains_with_defaults(page, streamlit_server, screenshots, rec
     record_timing(f"train_lab: default training to 'Test accuracy' and idle {time.monotonic() - started:.1f} s")
     assert_no_exception(page, "train_lab after training")
     screenshot(page, screenshots / "train_lab_trained.png")
+
+
+def test_landscape_refines_with_one_click_after_a_change_of_plane(page, streamlit_server):
+    """Issue 17: after a change of plane, "Refine" once needed two clicks."""
+    open_and_wait(page, f"{streamlit_server.url}/landscape?res=5&n=64")
+    page.get_by_role("button", name="Train a small CNN").first.click()
+    page.get_by_text("Refine to 5×5").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_until_idle(page)
+    page.get_by_text("PCA of the training path").first.click()  # another plane: a new coarse grid first
+    page.wait_for_timeout(1500)
+    page.get_by_text("Refine to 5×5").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert page.get_by_text("Showing the coarse").count() == 1
+    page.get_by_role("button", name="Refine to 5×5").first.click()
+    page.get_by_text("Showing the coarse").wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert_no_exception(page, "landscape after refining")
