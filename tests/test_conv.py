@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers import conv, kernels
+from engine.layers import conv, coverage, kernels
 from engine.layers import receptive_field as rf
 from engine.layers.conv import ConvConfig, PoolConfig
 from engine.layers.receptive_field import RFLayer
@@ -241,9 +241,9 @@ def test_padding_modes_copy_what_f_pad_copies():
 
 
 def test_coverage_shows_the_rows_floor_division_never_visits():
-    assert conv.coverage(7, 3, 3).tolist() == [1, 1, 1, 1, 1, 1, 0]
-    assert conv.coverage(7, 3, 2).tolist() == [1, 1, 2, 1, 2, 1, 1]
-    assert conv.coverage(5, 3, 1, 1).sum() == 5 * 3
+    assert coverage.coverage(7, 3, 3).tolist() == [1, 1, 1, 1, 1, 1, 0]
+    assert coverage.coverage(7, 3, 2).tolist() == [1, 1, 2, 1, 2, 1, 1]
+    assert coverage.coverage(5, 3, 1, 1).sum() == 5 * 3
 
 
 # ---- receptive fields ------------------------------------------------------------------------------------
@@ -369,3 +369,25 @@ def test_random_questions_have_pytorch_answers_and_some_do_not_divide():
         exact.append(q.exact)
     assert 0 < sum(exact) < len(exact)
     assert rf.random_question(7) == rf.random_question(7)
+
+
+@pytest.mark.parametrize("n, k, s, p, d", [(85, 3, 2, 2, 2), (7, 3, 3, 0, 1), (10, 2, 3, 0, 1), (12, 3, 2, 1, 3),
+                                           (9, 3, 1, 1, 1), (20, 3, 4, 1, 2)])
+def test_unread_rows_are_the_rows_pytorch_never_differentiates(n, k, s, p, d):
+    """An independent measurement: the rows whose input gradient is zero for a conv of ones."""
+    layer = torch.nn.Conv2d(1, 1, (k, 1), stride=(s, 1), padding=(p, 0), dilation=(d, 1), bias=False)
+    torch.nn.init.ones_(layer.weight)
+    x = torch.rand(1, 1, n, 1, requires_grad=True)
+    layer(x).sum().backward()
+    zero = [i for i in range(n) if x.grad[0, 0, i, 0] == 0]
+    assert coverage.unread_rows(n, k, s, p, d).rows == zero
+
+
+def test_unread_rows_are_explained_by_the_rule_that_leaves_them():
+    # Issue 17: S = 2, D = 2, P = 2 on 85 rows leaves every odd row, not "the last rows".
+    text = coverage.explain_unread(85, 3, 2, 2, 2)
+    assert coverage.unread_rows(85, 3, 2, 2, 2).between[:3] == [1, 3, 5]
+    assert "share the factor 2" in text and "rounds the output size down" not in text
+    assert "rounds the output size down" in coverage.explain_unread(7, 3, 3) and "between" not in coverage.explain_unread(7, 3, 3)
+    assert "larger than the window's span" in coverage.explain_unread(10, 2, 3)
+    assert coverage.explain_unread(9, 3, 1, 1) == "" and not coverage.unread_rows(9, 3, 1, 1)

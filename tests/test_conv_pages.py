@@ -232,3 +232,11 @@ def test_playground_settings_survive_a_visit_to_another_page():
     at.switch_page(PLAYGROUND).run()
     assert_no_exception(at)
     assert shown_by_browser(at.number_input(key="conv.k")) == 5 and _metric(at, "Output C×H×W") == "1×83×126"
+
+
+def test_unread_rows_caption_names_the_rule_that_applies():
+    """Issue 17: stride 2, dilation 2, padding 2 on the 85-row photo leaves every odd row, not the last ones."""
+    at = run_page(PLAYGROUND, query_params={"stride": "2", "dil": "2", "pad": "2"})
+    assert_no_exception(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "share the factor 2" in captions and "Rows 1, 3, 5" in captions and "(orange)" not in captions

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine.layers import conv
+from engine.layers import conv, coverage
 from engine.errors import UserInputError
 from engine.models.export import conv_source
 from ui.conv_inputs import (conv_config_ui, conv_fields, grid_editor_ui, image_format, input_fields, input_picker_ui,
@@ -42,12 +42,11 @@ def formulas_ui(config, image) -> None:
              f"{config.out_channels}\\cdot\\tfrac{{{config.in_channels}}}{{{config.groups}}}\\cdot{config.kernel_size}^2"
              + (f" + {config.out_channels}" if config.bias else "") + f" = {params:,}")
     if not config.transposed and config.padding != "same":
-        before, _ = conv.padding_amounts(config.kernel_size, config.padding, config.dilation)
-        counts = conv.coverage(height, config.kernel_size, config.stride, config.padding, config.dilation)
-        if (counts[before:before + height] == 0).any():
-            st.plotly_chart(figs.coverage_bars(counts, before, height, presenter=presenter_mode()))
-            st.caption("(N + 2P − D(K−1) − 1) is not a multiple of S: PyTorch rounds down, so the last rows "
-                       "(orange) are never read. Some courses call such a setting invalid.")
+        rule = (height, config.kernel_size, config.stride, config.padding, config.dilation)
+        if coverage.unread_rows(*rule):
+            before, _ = conv.padding_amounts(config.kernel_size, config.padding, config.dilation)
+            st.plotly_chart(figs.coverage_bars(coverage.coverage(*rule), before, height, presenter=presenter_mode()))
+            st.caption(coverage.explain_unread(*rule) + " Some courses call such a setting invalid.")
 
 
 def window_step(config, grid, kernel2d, bias: float) -> None:

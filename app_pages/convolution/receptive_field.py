@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import data
-from engine.layers import conv
+from engine.layers import coverage
 from engine.layers import receptive_field as rf
 from engine.errors import UserInputError
 from engine.data.images import resize_batch
@@ -123,11 +123,11 @@ def render_quiz() -> None:
     else:
         st.error(f"Not quite: {work}" + (f" (you entered {answer})." if answer is not None else "."))
     if not question.exact:
-        st.info(f"{top} is not a multiple of {question.stride}: PyTorch rounds down and the last "
-                f"{top % question.stride} row(s) of the padded input are never read (orange below). Some courses call this "
-                "setting invalid; PyTorch simply drops those rows.")
-        counts = conv.coverage(question.n, question.kernel, question.stride, question.padding)
-        st.plotly_chart(figs.coverage_bars(counts, question.padding, question.n, presenter=presenter_mode()))
+        rule = (question.n, question.kernel, question.stride, question.padding)
+        st.info(f"{top} is not a multiple of {question.stride}: PyTorch rounds the output size down. "
+                + coverage.explain_unread(*rule) + " Some courses call this setting invalid.")
+        st.plotly_chart(figs.coverage_bars(coverage.coverage(*rule), question.padding, question.n,
+                                           presenter=presenter_mode()))
 
 
 st.title("Receptive field & output size")

@@ -415,20 +415,6 @@ def window_step(config: ConvConfig, grid: Tensor, kernel: Tensor, *, index: int)
                       padded[rows][:, cols], products, total, float(out[i, j]))
 
 
-def coverage(n: int, kernel: int, stride: int = 1, padding: int | str = 0, dilation: int = 1,
-             ceil_mode: bool = False) -> np.ndarray:
-    """How many windows read each position of the padded axis (length N + P_before + P_after).
-
-    Zeros at the end show the rows that floor division leaves unvisited."""
-    before, after = padding_amounts(kernel, padding, dilation)
-    out = output_size(n, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
-    counts = np.zeros(n + before + after, dtype=np.int64)
-    for o in range(out):
-        taps = [o * stride + a * dilation for a in range(kernel)]
-        counts[[t for t in taps if t < len(counts)]] += 1  # a ceil_mode window may hang over the end
-    return counts
-
-
 def shrink(image: Tensor, max_side: int) -> Tensor:
     """Scale (C, H, W) down (antialiased) so its longer side is at most `max_side`; smaller images stay as they are."""
     height, width = image.shape[-2:]

@@ -134,8 +134,8 @@ def coverage_bars(counts: np.ndarray, before: int, n: int, *, presenter: bool = 
     colours = [PAD if not 0 <= p < n else (PALETTE[5] if c == 0 else PALETTE[0]) for p, c in zip(positions, counts)]
     bars = dict(type="bar", x=positions.tolist(), y=counts.tolist(), marker=dict(color=colours),
                 hovertemplate="position %{x}: read by %{y} windows<extra></extra>")
-    unvisited = [int(p) for p, c in zip(positions, counts) if c == 0 and 0 <= p < n]
-    title = "Windows reading each row" + (f" — rows {unvisited} are never read" if unvisited else "")
+    unvisited = any(c == 0 and 0 <= p < n for p, c in zip(positions, counts))
+    title = "Windows reading each row" + (" (red: never read)" if unvisited else "")  # the rows: in the caption
     layout = dict(title=dict(text=title), height=260, bargap=0.15,
                   xaxis=dict(title=dict(text="input row (or column); gray = padding")),
                   yaxis=dict(title=dict(text="windows")))
