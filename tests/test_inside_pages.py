@@ -124,3 +124,22 @@ def test_grad_cam_layer_can_be_picked_and_starts_wider_than_2x2(digits_run, digi
     layer.set_value("block2").run(timeout=90)
     assert_no_exception(at)
     assert not at.error and next(s for s in at.selectbox if s.label == "Grad-CAM layer").value == "block2"
+
+
+def test_pretrained_download_failure_replaces_the_missing_message(monkeypatch, tmp_path):
+    """Issue 17: one message before (not yet here) and one after a failed try (why), never both."""
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network in this test")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    at = run_page("app_pages/inside_cnn/saliency.py", query_params={"src": "pretrained"}, timeout=60)
+    assert [w.value for w in at.warning if "weights" in w.value] and not at.error
+    assert "not on this machine yet" in at.warning[0].value and "failed" not in _texts(at)
+    next(b for b in at.button if b.label == "Try to download").click().run(timeout=60)
+    assert_no_exception(at)
+    assert len(at.error) == 1 and "failed (URLError)" in at.error[0].value
+    assert not [w for w in at.warning if "weights" in w.value]

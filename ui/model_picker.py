@@ -75,7 +75,8 @@ def _pretrained_ui(key: str) -> Subject | None:
                         format_func=lambda n: f"{pretrained.info(n).title} ({pretrained.info(n).num_params / 1e6:.1f} M)",
                         help="torchvision's ImageNet weights: 1000 classes, 224×224 colour input.")
     if not pretrained.is_cached(name):
-        st.warning(pretrained.offline_message(name))
+        notice = st.empty()  # one message: what is missing, or why the download failed
+        notice.warning(pretrained.missing_message(name))
         if not st.button("Try to download", key=f"{key}.download",
                          help="Fetch the weights file once into the torch hub cache (needs internet)."):
             return None
@@ -84,7 +85,7 @@ def _pretrained_ui(key: str) -> Subject | None:
             pretrained.download(name, progress=lambda f, m: bar.progress(f, text=m))
         except UserInputError as error:
             bar.empty()
-            st.error(str(error))
+            notice.error(str(error))
             return None
         bar.empty()
     try:

@@ -60,6 +60,7 @@ class PretrainedInfo:
     gradcam_layer: str  # module name inside the wrapped model
     description: str
     reshape: Callable[[Tensor], Tensor] | None = field(default=None, repr=False)  # layer output → (B, C, h, w)
+    backbone: str = "net"  # the module whose children are the stages (transfer learning's feature layers)
 
     def weights_entry(self):
         return torchvision.models.get_weight(self.weights)
@@ -103,13 +104,15 @@ for _entry in (
     PretrainedInfo("resnet50", "ResNet-50", "cnn", "ResNet50_Weights.IMAGENET1K_V2", "net.layer4",
                    "50 layers of bottleneck blocks; the lectures' top-3 prediction example."),
     PretrainedInfo("mobilenet_v3_small", "MobileNetV3-Small", "cnn", "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
-                   "net.features", "Depthwise-separable convs with squeeze-excitation, built for phones."),
+                   "net.features", "Depthwise-separable convs with squeeze-excitation, built for phones.",
+                   backbone="net.features"),
     PretrainedInfo("efficientnet_b0", "EfficientNet-B0", "cnn", "EfficientNet_B0_Weights.IMAGENET1K_V1",
-                   "net.features", "Width, depth and resolution scaled together; MBConv blocks with SiLU."),
+                   "net.features", "Width, depth and resolution scaled together; MBConv blocks with SiLU.",
+                   backbone="net.features"),
     PretrainedInfo("vit_b_16", "ViT-B/16", "vit", "ViT_B_16_Weights.IMAGENET1K_V1",
                    "net.encoder.layers.encoder_layer_11.ln_1",
                    "A Vision Transformer: 16×16 patches, 12 attention blocks, 86 M parameters.",
-                   reshape=vit_tokens_to_grid),
+                   reshape=vit_tokens_to_grid, backbone="net.encoder.layers"),
 ):
     PRETRAINED.add(_entry.name, _entry)
 
@@ -135,12 +138,23 @@ def is_cached(name: str) -> bool:
     return weights_path(name).is_file()
 
 
-def offline_message(name: str, reason: str = "") -> str:
+def _where_to_put(entry: PretrainedInfo) -> str:
+    return (f"put the file {entry.file_name} (from {entry.weights_entry().url}) into the folder {cache_dir()}: "
+            "the page finds it at its next run, no reload needed (a reload would end this session and its runs)")
+
+
+def missing_message(name: str) -> str:
+    """Before any download attempt: the weights are simply not here yet."""
     entry = info(name)
-    return (f"The {entry.title} weights are not on this machine and could not be downloaded"
-            f"{f' ({reason})' if reason else ''}. Put the file {entry.file_name} "
-            f"(from {entry.weights_entry().url}) into the folder {cache_dir()} and reload; "
-            "meanwhile use a model trained in the app.")
+    return (f"The {entry.title} weights are not on this machine yet. Press Try to download (needs internet), "
+            f"or {_where_to_put(entry)}. Meanwhile use a model trained in the app.")
+
+
+def download_failed_message(name: str, reason: str) -> str:
+    """After a failed download: why, and how to get the file here by hand."""
+    entry = info(name)
+    return (f"Downloading the {entry.title} weights failed ({reason}); this machine may be offline. On a machine "
+            f"with internet, {_where_to_put(entry)}. Meanwhile use a model trained in the app.")
 
 
 def download(name: str, *, progress: Progress | None = None) -> Path:
@@ -163,7 +177,7 @@ def download(name: str, *, progress: Progress | None = None) -> Path:
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         if "out" in locals():
             Path(out.name).unlink(missing_ok=True)
-        raise UserInputError(offline_message(name, type(error).__name__)) from error
+        raise UserInputError(download_failed_message(name, type(error).__name__)) from error
     return target
 
 
@@ -180,7 +194,7 @@ def load(name: str = DEFAULT, *, download_missing: bool = True, progress: Progre
     path = weights_path(name)
     if not path.is_file():
         if not download_missing:
-            raise UserInputError(offline_message(name))
+            raise UserInputError(missing_message(name))
         path = download(name, progress=progress)
     weights = entry.weights_entry()
     # On the meta device the constructor allocates nothing and draws no initial weights from torch's
