@@ -83,7 +83,7 @@ def test_per_class_accuracy_bars_skip_missing_classes():
     assert list(bar.x) == ["a", "b", "c"]
     assert list(bar.y) == [0.5, None, 1.0]
     assert fig.layout.yaxis.range[0] == 0.0 and fig.layout.yaxis.range[1] >= 1.0
-    assert len(fig.layout.shapes) == 1  # the overall line
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].layer == "below"  # the overall line, under the labels
 
 
 def test_top_k_bars_horizontal_most_likely_on_top():
@@ -274,6 +274,25 @@ def test_position_similarity_and_head_maps_lay_out_one_tile_per_patch_and_per_he
     heads = attention.head_maps(np.zeros((2, 4, g, g)), title="t")
     assert len(heads.data) == 8
     assert {a.text for a in heads.layout.annotations} >= {"layer 1", "layer 2", "head 1", "head 4"}
+    for k in range(1, 9):  # every tile square: its y axis scaled to its x axis
+        suffix = "" if k == 1 else str(k)
+        assert heads.layout[f"yaxis{suffix}"].scaleanchor == f"x{suffix}"
+
+
+def test_learning_curve_legend_sits_below_in_container_coordinates():
+    from types import SimpleNamespace
+
+    history = SimpleNamespace(epoch=[1, 2], train_loss=[1.0, 0.5], val_loss=[1.1, 0.6])
+    legend = figures.learning_curves({"a": history}).layout.legend
+    assert (legend.yref, legend.yanchor, legend.y) == ("container", "bottom", 0)
+
+
+def test_perturbation_is_framed_so_white_pixels_show_on_a_light_page():
+    from ui.figures.inside import FRAME_PX, FRAME_RGB, perturbation_rgb
+
+    rgb = perturbation_rgb(torch.full((3, 4, 4), 0.1), 0.1, 8)  # +ε everywhere: all white inside
+    assert rgb.shape == (8 + 2 * FRAME_PX, 8 + 2 * FRAME_PX, 3)
+    assert tuple(rgb[0, 0]) == FRAME_RGB and (rgb[FRAME_PX:-FRAME_PX, FRAME_PX:-FRAME_PX] == 255).all()
 
 
 def test_enlarged_map_repeats_whole_pixels():

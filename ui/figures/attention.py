@@ -60,8 +60,11 @@ def map_grid(maps: np.ndarray, *, title: str, row_titles: Sequence[str], col_tit
                                                    f"{col_titles[j] if col_titles else ''}<br>"
                                                    "row %{y}, col %{x}: %{z:.3f}<extra></extra>"),
                           row=i + 1, col=j + 1)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed", constrain="domain")
+    for k in range(1, r * c + 1):  # square cells: a patch is a square, whatever width the page gives the chart
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", scaleratio=1)
     fig.update_layout(title=title, height=80 + cell * r, width=None)
     apply_theme(fig, presenter)
     fig.update_annotations(font_size=11 if not presenter else 16)

@@ -85,11 +85,17 @@ def overlay(x: Tensor, heat: Tensor, *, signed: bool, opacity: float, size: int 
     return upscale(mixed, size)
 
 
+FRAME_PX, FRAME_RGB = 2, (96, 96, 96)  # a dark gray border: white (+ε) pixels must not melt into a light page
+
+
 def perturbation_rgb(delta: Tensor, eps: float, size: int) -> np.ndarray:
-    """An adversarial perturbation (C, H, W), magnified so ±ε spans the whole colour range (gray = 0)."""
-    if eps <= 0:
-        return input_rgb(torch.full_like(delta, 0.5), size)
-    return input_rgb((0.5 + delta / (2 * eps)).clamp(0, 1), size)
+    """An adversarial perturbation (C, H, W), magnified so ±ε spans the whole colour range (gray = 0), framed."""
+    shown = torch.full_like(delta, 0.5) if eps <= 0 else (0.5 + delta / (2 * eps)).clamp(0, 1)
+    rgb = input_rgb(shown, size)  # (H, W, 3)
+    framed = np.empty((rgb.shape[0] + 2 * FRAME_PX, rgb.shape[1] + 2 * FRAME_PX, 3), dtype=np.uint8)
+    framed[:] = FRAME_RGB
+    framed[FRAME_PX:-FRAME_PX, FRAME_PX:-FRAME_PX] = rgb
+    return framed
 
 
 def occlusion_figure(probabilities: Tensor, class_name: str, *, patch: int, stride: int, unoccluded: float,

@@ -70,7 +70,10 @@ def learning_curves(histories: Mapping[str, Any], metric: str = "loss", *, prese
                               "<extra></extra>"))
     title = "Loss (dashed = train, solid = validation)" if metric == "loss" else \
         "Accuracy (dashed = train, solid = validation)"
-    fig.update_layout(title=title, legend=dict(orientation="h", yanchor="top", y=-0.2), hovermode="closest")
+    # The legend sits below the plot in the container's own coordinates, so it cannot cover the
+    # epoch axis title at any font size (apply_theme keeps the bottom margin for it).
+    fig.update_layout(title=title, legend=dict(orientation="h", yref="container", yanchor="bottom", y=0),
+                      hovermode="closest")
     fig.update_xaxes(title="epoch", range=[0.8, longest + 0.2], tickformat="d", dtick=max(1, math.ceil(longest / 10)))
     if metric == "acc":
         fig.update_yaxes(title="accuracy", range=[0.0, 1.02], tickformat=".0%")
@@ -115,7 +118,7 @@ def per_class_accuracy(values: Sequence[float], class_names: Sequence[str], *, o
         insidetextanchor="end", textangle=0,
         hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
     if overall is not None:
-        fig.add_hline(y=overall, line=dict(color=PALETTE[5], dash="dash"))
+        fig.add_hline(y=overall, line=dict(color=PALETTE[5], dash="dash"), layer="below")  # under the bar labels
     title = "Accuracy per class" + (f" (dashed: overall {overall:.1%})" if overall is not None else "")
     fig.update_layout(title=title, showlegend=False)
     fig.update_xaxes(title="true class", type="category")
