@@ -20,6 +20,11 @@ COMMANDS = {
     "datasets": "engine.cli.datasets",
     "models": "engine.cli.models",
     "train": "engine.cli.train",
+    "gallery": "engine.cli.gallery",
+    "lesion": "engine.cli.lesion",
+    "ensemble": "engine.cli.ensemble",
+    "tune": "engine.cli.tune",
+    "transfer": "engine.cli.transfer",
 }
 
 

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import limits
 from engine.errors import UserInputError
 
 SLOTS_ENV = "VISIONEXPLORER_SLOTS"  # concurrent jobs per server process
@@ -169,14 +171,57 @@ class _Stopped(Exception):
     """Raised inside a progress callback once the job is cancelled, to end the computation."""
 
 
+STOP_POLL_S = 0.05  # how often a job waiting on a step it cannot interrupt looks at should_stop
+
+
+def _until_stopped(should_stop: Callable[[], bool], done: queue.SimpleQueue) -> Any:
+    """The next item of `done`, or _Stopped once `should_stop()` is true first."""
+    while True:
+        try:
+            return done.get(timeout=STOP_POLL_S)
+        except queue.Empty:
+            if should_stop():
+                raise _Stopped from None
+
+
+def unless_stopped(should_stop: Callable[[], bool], function: Callable[..., Any], /, *args, **kwargs) -> Any:
+    """`function(*args, **kwargs)`, or None when `should_stop()` turns true first.
+
+    For a step of a job that cannot look at should_stop itself (a scikit-learn fit, t-SNE): it runs
+    in a thread, and a Cancel ends the wait at once; the step then finishes in the background and
+    its value is dropped (CPU time it still takes, but the page is free within a second).
+    """
+    done: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            done.put((True, function(*args, **kwargs)))
+        except BaseException as error:  # handed to the job's own thread
+            done.put((False, error))
+
+    threading.Thread(target=run, name="job-step", daemon=True).start()
+    try:
+        ok, value = _until_stopped(should_stop, done)
+    except _Stopped:
+        return None
+    if not ok:
+        raise value
+    return value
+
+
 def with_progress(should_stop: Callable[[], bool], *, work: Callable[..., Any], **kwargs) -> Iterator[Any]:
     """A job around `work(**kwargs, progress=callback)`: yields Progress events, then one Result.
 
-    `work` runs in a thread of the worker so its callback can hand events to this generator;
-    after a cancel the callback raises, which ends it at its next progress report.
+    `work` runs in a thread of the worker so its callback can hand events to this generator; it
+    also gets `should_stop` when it takes one (to look more often than it reports). After a cancel
+    the callback raises, which ends `work` at its next report, and this generator ends at once
+    without a Result (what `work` returns after a stop is partial), even while `work` is in a step
+    it cannot interrupt (see `unless_stopped`).
     """
     reports: queue.SimpleQueue = queue.SimpleQueue()
     outcome: dict[str, Any] = {}
+    if "should_stop" in inspect.signature(work).parameters:
+        kwargs["should_stop"] = should_stop
 
     def report(fraction: float, message: str) -> None:
         if should_stop():
@@ -194,8 +239,13 @@ def with_progress(should_stop: Callable[[], bool], *, work: Callable[..., Any], 
             reports.put(None)
 
     threading.Thread(target=compute, name="job-compute", daemon=True).start()
-    while (event := reports.get()) is not None:
-        yield event
+    try:
+        while (event := _until_stopped(should_stop, reports)) is not None:
+            yield event
+    except _Stopped:
+        return
+    if should_stop():  # what work returned or raised after a stop is not its answer
+        return
     if "error" in outcome:
         raise outcome["error"]
     if "value" in outcome:
@@ -333,9 +383,18 @@ class JobRunner:
 
     def submit(self, function: JobFunction, *, session: str, label: str = "job", estimate_s: float = 1.0,
                **kwargs) -> Job:
-        """Queue `function(should_stop=…, **kwargs)`; with process workers both must pickle."""
+        """Queue `function(should_stop=…, **kwargs)`; with process workers both must pickle.
+
+        A session may have at most `limits.MAX_QUEUED_JOBS_PER_SESSION` jobs waiting: the server is shared.
+        """
         job = Job(next(self._ids), session, label, function, kwargs, max(0.0, float(estimate_s)), self)
         with self._changed:
+            waiting = sum(queued.session == session for queued in self._queue)
+            if waiting >= limits.MAX_QUEUED_JOBS_PER_SESSION:
+                raise UserInputError(
+                    f"you already have {waiting} jobs waiting for a free slot (the server is shared; at most "
+                    f"{limits.MAX_QUEUED_JOBS_PER_SESSION} may wait per session): wait for one to start, or "
+                    "cancel one, then try again")
             self._queue.append(job)
             self._start_ready()
         return job

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,19 @@ def assert_no_exception(at: AppTest, context: str = "") -> None:
         f"{e.proto.type or 'Exception'}: {e.message}\n" + "\n".join(e.stack_trace) for e in at.exception
     )
     raise AssertionError((f"{context}\n" if context else "") + f"the app raised:\n{shown}")
+
+
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
+TEXT_KINDS = ("markdown", "caption", "text", "code", "error", "warning", "info", "success", "toast")
+
+
+def assert_no_traceback_text(at: AppTest, context: str = "") -> None:
+    """Fail if any text the page shows looks like a Python traceback (a message must speak the user's language)."""
+    for kind in TEXT_KINDS:
+        for element in at.get(kind):
+            text = str(getattr(element, "value", "") or "")
+            if TRACEBACK.search(text):
+                raise AssertionError((f"{context}\n" if context else "") + f"the page shows a traceback as {kind}:\n{text}")
 
 
 def run_page(
@@ -93,6 +107,7 @@ def randomize_widgets(
     allowed_errors: Collection[str] | None = None,
     text_values: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = None,
+    narrow: Mapping[str, tuple[float, float] | Collection[str]] | None = None,
 ) -> list[str]:
     """Set every enabled widget to a random valid value, rerun, and require no exception; `rounds` times.
 
@@ -100,19 +115,24 @@ def randomize_widgets(
     pills/segmented_control, checkbox, toggle and color_picker. About a third of the numbers drawn
     are a widget's minimum or maximum, where pages break most. Text inputs and text areas change
     only when their key is in `text_values` (key → candidate strings). `skip_keys` holds keys, or
-    labels for widgets without a key, to leave alone. Unless `click_buttons` is False, about every
-    other round also clicks one random button, then waits for the jobs it started. With
-    `allowed_errors`, every st.error shown must contain one of these fragments: the rules a page
-    explains; any other message is a value the widgets allow but the page cannot handle.
-    Deterministic for a given page and `seed`. A failure lists what each widget was set to (option
-    widgets by their on-screen label), then the app's exception. Returns the st.error texts seen.
+    labels for widgets without a key, to leave alone; `narrow` keeps a widget (by key) inside a
+    smaller range, (low, high) for numbers, a collection of option labels for option widgets (what
+    a pressed Train button trains stays small, yet the control still moves). Unless `click_buttons`
+    is False, about every other round also clicks one random button, then waits for the jobs it
+    started. With `allowed_errors`, every st.error shown must contain one of these fragments (or
+    match one of these compiled regular expressions): the rules a page explains; any other message
+    is a value the widgets allow but the page cannot handle. No text on the page may look like a
+    traceback. Deterministic for a given page and `seed`. A failure lists what each widget was set
+    to (option widgets by their on-screen label), then the app's exception. Returns the st.error
+    texts seen.
     """
     rng = random.Random(seed)
     skip = set(skip_keys)
     texts = dict(text_values or {})
+    bounds = dict(narrow or {})
     seen: list[str] = []
     for round_ in range(1, rounds + 1):
-        changes = [_randomize(w, rng, texts) for w in _widgets(at) if not _skipped(w, skip)]
+        changes = [_randomize(w, rng, texts, bounds.get(w.key)) for w in _widgets(at) if not _skipped(w, skip)]
         clicked = False
         if click_buttons and rng.random() < BUTTON_SHARE:
             buttons = [b for b in at.button if not b.disabled and not _skipped(b, skip)]
@@ -130,12 +150,17 @@ def randomize_widgets(
         except Exception as exc:  # a timeout or a crash of the test runner itself
             raise AssertionError(f"{what}\nthe run failed: {exc!r}") from exc
         assert_no_exception(at, what)
+        assert_no_traceback_text(at, what)
         errors = [str(e.value) for e in at.error]
         seen += errors
-        unexplained = [e for e in errors if allowed_errors is not None and not any(a in e for a in allowed_errors)]
+        unexplained = [e for e in errors if allowed_errors is not None and not any(_explains(a, e) for a in allowed_errors)]
         if unexplained:
             raise AssertionError(f"{what}\nthe page showed an error no rule explains:\n  " + "\n  ".join(unexplained))
     return seen
+
+
+def _explains(allowed: str | re.Pattern, error: str) -> bool:
+    return bool(allowed.search(error)) if isinstance(allowed, re.Pattern) else allowed in error
 
 
 @dataclass(frozen=True)
@@ -196,20 +221,42 @@ def _grid(rng: random.Random, lo: float, hi: float, step: float, count: int = 1)
     return [min(hi, float(f"{lo + k * step:.12g}")) for k in picks]  # .12g drops 0.30000000000000004
 
 
-def _randomize(w, rng: random.Random, texts: dict[str, Sequence[str]]) -> str | None:
-    """Give `w` a random valid value; describe what was set, or None where nothing was."""
+def _is_range(bounds) -> bool:
+    """(low, high) numbers, as opposed to a collection of option labels."""
+    return isinstance(bounds, tuple) and len(bounds) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+
+
+def _within(lo: float, hi: float, bounds) -> tuple[float, float]:
+    """lo…hi cut to `bounds` (low, high) where they overlap."""
+    if not _is_range(bounds):
+        return lo, hi
+    low, high = max(lo, bounds[0]), min(hi, bounds[1])
+    return (low, high) if low <= high else (lo, hi)
+
+
+def _randomize(w, rng: random.Random, texts: dict[str, Sequence[str]], bounds=None) -> str | None:
+    """Give `w` a random valid value (inside `bounds` where given); describe what was set, or None where nothing was."""
+    options = list(getattr(w, "options", None) or [])
+    if bounds is not None and not _is_range(bounds) and options:
+        options = [o for o in options if o in bounds] or options
     if w.type == "number_input":
         p = w.proto
         step = p.step or 1
         around = p.default if p.HasField("default") else 0  # the default, so no random walk
         lo = p.min if p.has_min else min(around, p.max if p.has_max else around) - UNBOUNDED_STEPS * step
         hi = p.max if p.has_max else max(around, lo) + UNBOUNDED_STEPS * step
+        if _is_range(bounds):  # stay on the widget's grid: start at its first step inside
+            low, hi = _within(lo, hi, bounds)
+            lo = lo + math.ceil((low - lo) / step - 1e-9) * step
         (value,) = _grid(rng, lo, hi, step)
         w.set_value(int(value) if p.data_type == NumberInputProto.INT else value)
         return f"{_name(w)} = {w.value!r}"
     if w.type == "slider":
         p = w.proto
-        values = _grid(rng, p.min, p.max, p.step, count=len(p.default))
+        lo, hi = _within(p.min, p.max, bounds)
+        lo = p.min + math.ceil((lo - p.min) / p.step - 1e-9) * p.step if p.step > 0 else lo
+        values = _grid(rng, lo, hi, p.step, count=len(p.default))
         _send(w, "double_array_value", values)
         if p.data_type == SliderProto.INT:
             shown: Any = [int(v) for v in values]
@@ -219,21 +266,22 @@ def _randomize(w, rng: random.Random, texts: dict[str, Sequence[str]]) -> str | 
             shown = f"{values} (microseconds, Streamlit's unit for dates and times)"
         return f"{_name(w)} = {shown[0] if len(values) == 1 else shown}"
     if w.type in ("select_slider", "selectbox", "radio"):
-        if not w.options:
+        if not options:
             return None
         if w.type == "select_slider":
-            labels = [w.options[i] for i in sorted(rng.randrange(len(w.options)) for _ in w.proto.default)]
+            order = {o: i for i, o in enumerate(w.options)}
+            labels = sorted((rng.choice(options) for _ in w.proto.default), key=order.__getitem__)
             _send(w, "string_array_value", labels)
         else:
-            labels = [rng.choice(w.options)]
+            labels = [rng.choice(options)]
             _send(w, "string_value", labels[0])
         return f"{_name(w)} = {labels[0] if len(labels) == 1 else labels}"
     if w.type in ("multiselect", "button_group"):
         if w.type == "button_group" and w.proto.click_mode == ButtonGroupProto.ClickMode.SINGLE_SELECT:
-            labels = [rng.choice(w.options)] if w.options else []
+            labels = [rng.choice(options)] if options else []
         else:
-            most = getattr(w.proto, "max_selections", 0) or len(w.options)
-            labels = rng.sample(w.options, rng.randint(0, min(most, len(w.options))))
+            most = getattr(w.proto, "max_selections", 0) or len(options)
+            labels = rng.sample(options, rng.randint(0, min(most, len(options))))
         _send(w, "string_array_value", labels)
         return f"{_name(w)} = {labels}"
     if w.type in ("checkbox", "toggle"):

@@ -14,8 +14,11 @@ SHAPES = [(1, 8), (1, 25), (1, 28), (3, 32)]  # digits, faces, (fashion_)mnist, 
 @pytest.mark.parametrize("channels,size", SHAPES)
 def test_model_builds_and_runs_for_each_dataset_shape(name, channels, size):
     model = models.build(name, in_channels=channels, num_classes=7, image_size=size)
-    out = model(torch.rand(2, channels, size, size))
-    assert out.shape == (2, 7)
+    x = torch.rand(2, channels, size, size)
+    out = model(x)  # train mode: a model with extra heads returns {"logits": …, head: …}
+    for scores in out.values() if isinstance(out, dict) else [out]:
+        assert scores.shape == (2, 7)
+    assert model.eval()(x).shape == (2, 7)
     assert isinstance(model[0], models.blocks.Normalize)
 
 
@@ -49,10 +52,11 @@ def test_lenet5_on_32x32_matches_1998_layout():
     assert rows["fc1"].params == 16 * 5 * 5 * 120 + 120
 
 
-def test_resnet_skip_toggle_changes_function_not_parameters():
+def test_resnet_skip_toggle_changes_function_and_only_shortcut_parameters():
     a = models.build("resnet_small", in_channels=3, num_classes=10, image_size=16, skip=True, seed=3)
     b = models.build("resnet_small", in_channels=3, num_classes=10, image_size=16, skip=False, seed=3)
-    assert models.count_params(a) == models.count_params(b)
+    shortcuts = sum(p.numel() for name, p in a.named_parameters() if ".shortcut." in name)
+    assert shortcuts > 0 and models.count_params(a) == models.count_params(b) + shortcuts  # no projections in b
     torch.testing.assert_close(dict(a.state_dict())["fc.weight"], dict(b.state_dict())["fc.weight"])
     x = torch.rand(2, 3, 16, 16)
     a.eval(), b.eval()

@@ -15,9 +15,9 @@ from engine.data import augment
 from engine.errors import UserInputError
 from engine.explain import attributions
 from engine.layers import activations, kernels
-from engine.models import blocks, pretrained
+from engine.models import blocks, gallery, pretrained
 from engine.registry import Registry
-from engine.training import losses, optimizers, surfaces, toy2d
+from engine.training import losses, optimizers, probe, regularizers, search_space, strategies, surfaces, toy2d, tuning
 
 
 def test_registry_keeps_registration_order_and_refuses_duplicates():
@@ -57,6 +57,7 @@ LOOKUPS = [
     ("data set", data.names, lambda n: data.info(n)),
     ("data set", data.names, lambda n: data.load(n)),
     ("model", models.names, lambda n: models.info(n)),
+    ("gallery network", gallery.names, lambda n: gallery.entry(n)),
     ("model", models.names, lambda n: models.build(n, in_channels=1, num_classes=2, image_size=8)),
     ("pretrained model", pretrained.names, lambda n: pretrained.info(n)),
     ("pretrained model", pretrained.names, lambda n: pretrained.load(n, download_missing=False)),
@@ -75,10 +76,19 @@ LOOKUPS = [
     ("norm", blocks.norm_names, lambda n: blocks.norm1d(n, 4)),
     ("init", blocks.init_names, lambda n: blocks.initialize(_linear(), n)),
     ("augmentation", augment.names, lambda n: augment.build(n)),
+    ("augmentation step", augment.step_names, lambda n: augment.build([{"name": n}])),
+    ("augmentation step", augment.step_names, lambda n: augment.parse_step(f"{n}:p=1")),
     ("kernel", kernels.names, lambda n: kernels.kernel(n)),
     ("photo", data.photo_names, lambda n: data.load_photo(n)),
     ("2-D data set", toy2d.toy_names, lambda n: toy2d.make(n, n_points=10, noise=0.1, seed=0)),
     ("input feature", toy2d.FEATURES.names, lambda n: toy2d.feature_map(torch.zeros(3, 2), features=[n])),
+    ("hyperparameter", search_space.hyperparameter_names,
+     lambda n: search_space.parse_space({n: {"choices": [1]}}, model="mlp", train_images=10)),
+    ("search method", tuning.method_names, lambda n: tuning.method_info(n)),
+    ("regularizer", regularizers.regularizer_names, lambda n: regularizers.regularizer_info(n)),
+    ("feature pooling", probe.pooling_names, lambda n: probe.pooling_info(n)),
+    ("linear classifier", probe.classifier_names, lambda n: probe.fit_probe(torch.zeros(2, 1), torch.arange(2), classifier=n)),
+    ("transfer strategy", strategies.strategy_names, lambda n: strategies.strategy_info(n)),
 ]
 
 
@@ -105,7 +115,8 @@ def test_the_lookups_above_cover_every_registry_of_the_engine():
 
 
 @pytest.mark.parametrize("registry, order", [
-    (models.names, ["linear", "mlp", "lenet5", "tinyvgg", "resnet_small", "vit_tiny"]),
+    (models.names, ["linear", "mlp", "lenet5", "tinyvgg", "alexnet_mini", "vgg_mini", "inception_mini",
+                    "resnet_small", "densenet_mini", "vit_tiny"]),
     (blocks.activation_names, ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "softplus",
                                "maxout"]),
     (optimizers.optimizer_names, ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]),

@@ -45,7 +45,7 @@ def test_run_file_from_elsewhere_is_rejected():
     buffer = io.BytesIO()
     torch.save({"weights": torch.zeros(3)}, buffer)
     for data in (b"definitely not a torch file", buffer.getvalue()):
-        with pytest.raises(UserInputError, match="not a VisionExplorer run"):
+        with pytest.raises(UserInputError, match="not a run saved by VisionExplorer"):
             load_run(data)
 
 

@@ -162,20 +162,20 @@ def _png(size=(5, 4), mode="RGB") -> bytes:
 
 
 def test_decode_upload_returns_image_for_good_bytes():
-    image, message = decode_upload(_png(), name="red.png")
-    assert message is None and image.shape == (3, 4, 5)
+    upload = decode_upload(_png(), name="red.png")
+    assert upload.error is None and upload.value.shape == (3, 4, 5)
 
 
 @pytest.mark.parametrize("data", [b"not an image at all", _png()[:40], b""])
 def test_decode_upload_reports_bad_bytes_instead_of_raising(data):
-    image, message = decode_upload(data, name="broken.png")
-    assert image is None
-    assert "broken.png" in message
+    upload = decode_upload(data, name="broken.png")
+    assert upload.value is None
+    assert "broken.png" in upload.error
 
 
 def test_read_run_reports_foreign_file():
-    run, message = read_run(b"\x00" * 100, name="weights.pt")
-    assert run is None and "not a VisionExplorer run" in message
+    upload = read_run(b"\x00" * 100, name="weights.pt")
+    assert upload.value is None and "not a run saved by VisionExplorer" in upload.error
 
 
 def test_size_message_names_the_limit():

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from engine.training.toy2d import MAX_OWN_POINTS, OWN_POINT_RANGE
+from engine.limits import MAX_OWN_POINTS
+from engine.training.toy2d import OWN_POINT_RANGE
 
 
 def own_points_ui(key: str) -> list[tuple[float, float, int]]:

@@ -92,6 +92,11 @@ def results_ui(run: Run, dataset: Dataset, *, key: str = "results") -> None:
     downloads_ui(run, key=key)
 
 
+def accuracy_text(accuracy: float | None) -> str:
+    """A run's test accuracy as shown: "—" where there is none (a cancelled run, or one without a test split)."""
+    return "—" if accuracy is None else f"{accuracy:.1%}"
+
+
 def headline_ui(run: Run, evaluation: Evaluation) -> None:
     history = run.history
     accuracy = history.test_acc if history.test_acc is not None else evaluation.accuracy

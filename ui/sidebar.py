@@ -7,11 +7,21 @@ import streamlit as st
 SEED_KEY = "global.seed"
 PRESENTER_KEY = "global.presenter"
 
+# For a 1280×720 projector read from the back of a room (tests/e2e/test_presenter.py measures it).
+# Streamlit sizes text, widgets and metrics in rem, so one root size scales them all: metric values
+# 2.25rem = 50 px, labels 19 px. Paragraph rules name st.markdown's own element, not every markdown
+# container: metric values, buttons and labels are markdown too, and 1.15rem made metric values
+# *smaller* (25 px). Labels and page names wrap instead of ending in "…"; the side padding (5rem =
+# 110 px at this size) shrinks; a column holding a chart is never narrower than a readable chart,
+# wrapping under its neighbour instead (ui/figures/train.py wraps titles for that width).
 _PRESENTER_CSS = """
 <style>
-html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; }
-[data-testid="stWidgetLabel"] p { font-size: 1.1rem; }
+html { font-size: 22px; }
+[data-testid="stMarkdown"] [data-testid="stMarkdownContainer"] :is(p, li) { font-size: 1.1rem; }
+[data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; padding-top: 3rem; }
+:is([data-testid="stMetricLabel"], [data-testid="stSidebarNav"] a) *:not([data-testid="stIconMaterial"]) {
+  white-space: normal; overflow: visible; text-overflow: clip; min-width: 0; }
+[data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) { min-width: min(100%, 560px); }
 </style>
 """
 

@@ -81,6 +81,8 @@ TOPICS: tuple[Topic, ...] = (
     Topic("Architectures", "Transfer learning, ensembles & multi-task", "Features of a trained network, linear "
           "probes, fine-tuning, the few-shot curve, ensembles and several heads on one base.",
           (PageSpec("app_pages/architectures/transfer.py", "transfer_learning", "Transfer learning", ":material/move_up:"),
+           PageSpec("app_pages/architectures/fine_tuning.py", "fine_tuning", "Fine-tuning & the few-shot curve",
+                    ":material/model_training:"),
            PageSpec("app_pages/architectures/ensembles.py", "ensembles", "Ensembles", ":material/groups:"),
            PageSpec("app_pages/architectures/multitask.py", "multitask", "Multi-task learning", ":material/call_split:"))),
     Topic("Inside the CNN", "Feature maps, saliency & robustness", "Activation maps, filters, feature "

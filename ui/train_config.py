@@ -7,6 +7,7 @@ opens the same set-up; `?preset=` sets several at once.
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -30,6 +31,7 @@ WIDTHS = [4, 8, 16, 32, 64]
 VIT_DEPTHS = [1, 2, 3, 4, 6, 8]
 VIT_HEADS = [1, 2, 4, 8]
 PATCH_SIZES = [0, 1, 2, 4, 5, 7, 8]  # 0 = automatic: at most 8×8 patches
+CUSTOM_AUGMENTATION = "custom"  # the augmentation choice meaning "the steps typed below"
 
 # A data set's recipe (engine.training.presets) as the controls' session keys and URL parameters.
 RECIPE_CONTROLS = {"model": ("train.model", "model"), "optimizer": ("train.optimizer", "opt"),
@@ -96,7 +98,8 @@ FIELDS: list[UrlField] = [
     number("train.epochs", "ep", DEFAULT.epochs, 1, 200, int),
     choice("train.schedule", "sched", DEFAULT.schedule, schedule_names()),
     number("train.patience", "pat", 0, 0, 50, int),
-    choice("train.augmentation", "aug", "none", augment.names()),
+    choice("train.augmentation", "aug", "none", augment.names() + [CUSTOM_AUGMENTATION]),
+    UrlField("train.aug_steps", "augs", "flip;crop", lambda text: augment.to_text(augment.parse(text))),
 ]
 
 
@@ -227,7 +230,7 @@ def optimization_ui(train_images: int) -> dict:
         optimizer = st.selectbox("Optimizer", optimizer_names(), key="train.optimizer",
                                  format_func=lambda n: optimizer_info(n).title, help="How gradients become steps.")
         st.latex(optimizer_info(optimizer).rule)
-        lr = st.number_input("Learning rate η", min_value=0.0, max_value=100.0, format="%.4g", key="train.lr",
+        lr = st.number_input("Learning rate η", min_value=1e-6, max_value=100.0, format="%.4g", key="train.lr",
                              help="Step size. Too small: slow. Too large: the loss explodes.")
         momentum = (st.slider("Momentum μ", 0.0, 0.99, step=0.01, key="train.momentum",
                               help="How much of the last step carries over. Nesterov needs μ > 0.")
@@ -236,13 +239,62 @@ def optimization_ui(train_images: int) -> dict:
                                        key="train.weight_decay", help="L2 penalty pulling weights to 0.")
         patience = st.number_input("Early-stopping patience", 0, 50, key="train.patience",
                                    help="Stop after this many epochs without a better validation loss; 0 = off.")
-        augmentation = st.selectbox("Augmentation", augment.names(), key="train.augmentation",
-                                    format_func=lambda n: augment.info(n).title,
-                                    help="Random changes to training images each epoch.")
+        augmentation = augmentation_ui()
     return dict(loss=loss, loss_options={"label_smoothing": smoothing} if loss == "cross_entropy" else {},
                 optimizer=optimizer, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),
                 batch_size=int(batch), epochs=int(epochs), schedule=schedule, patience=int(patience),
                 augmentation=augmentation)
+
+
+def augmentation_fields(prefix: str, defaults: dict | None = None) -> list[UrlField]:
+    """A URL field per parameter of every augmentation step: key `{prefix}.{step}.{param}`, URL `step.param`;
+    `defaults` ({"step.param": value}) replaces the steps' own defaults."""
+    chosen = defaults or {}
+    return [choice(f"{prefix}.{s}.{p.name}", f"{s}.{p.name}", chosen.get(f"{s}.{p.name}", p.default), list(p.choices))
+            if p.choices else
+            number(f"{prefix}.{s}.{p.name}", f"{s}.{p.name}", chosen.get(f"{s}.{p.name}", p.default), p.low, p.high)
+            for s in augment.step_names() for p in augment.step_info(s).params]
+
+
+def step_params_ui(prefix: str, step: str) -> dict:
+    """A control per parameter of augmentation `step`, side by side; returns {parameter: value}."""
+    values, params = {}, augment.step_info(step).params
+    for column, p in zip(st.columns(max(2, len(params))), params):
+        key = f"{prefix}.{step}.{p.name}"
+        values[p.name] = (column.selectbox(p.name, p.choices, key=key, help=p.help) if p.choices else column.slider(
+            p.name, p.low, p.high, step=1.0 if p.high - p.low >= 20 else 0.01, key=key, help=p.help))
+    return values
+
+
+def augmentation_ui() -> str | list[dict]:
+    """A preset, or "custom" and the steps typed as text (engine.data.augment's syntax); raises UserInputError."""
+    choice_ = st.selectbox("Augmentation", augment.names() + [CUSTOM_AUGMENTATION], key="train.augmentation",
+                           format_func=lambda n: "Custom…" if n == CUSTOM_AUGMENTATION else augment.info(n).title,
+                           help="Random changes to training images, new ones every epoch, each image its own.")
+    if choice_ != CUSTOM_AUGMENTATION:
+        return choice_
+    text = st.text_input("Augmentation steps", key="train.aug_steps",
+                         help="In order, separated by ';', each name:key=value,…: e.g. flip;crop:scale=0.6;"
+                              f"jitter:brightness=0.4;erase. Steps: {', '.join(augment.step_names())}. "
+                              "The Data augmentation page shows what each does.")
+    return augment.parse(text)
+
+
+def augmentation_warnings_ui(spec: str | list[dict], data_name: str) -> None:
+    """Say which steps make images the test set of `data_name` never shows (mirrored digits, …)."""
+    messages = augment.warnings(spec, data_name)
+    for message in messages:
+        st.warning(message)
+    if messages:
+        better = augment.suggested(data_name)
+        st.info(f"For this data set, try the augmentation **{augment.info(better).title}** ({better}).")
+
+
+def train_lab_url(spec: str | list[dict], data_name: str) -> str:
+    """A link opening Train Lab on `data_name` with augmentation `spec` (a preset or steps)."""
+    if isinstance(spec, str):
+        return f"/train_lab?data={data_name}&aug={spec}"
+    return f"/train_lab?data={data_name}&aug={CUSTOM_AUGMENTATION}&augs={quote(augment.to_text(spec))}"
 
 
 def train_config_ui() -> tuple[TrainConfig, Dataset] | None:
@@ -260,4 +312,5 @@ def train_config_ui() -> tuple[TrainConfig, Dataset] | None:
     except UserInputError as error:
         st.error(str(error))
         return None
+    augmentation_warnings_ui(config.augmentation, dataset.name)
     return config, dataset

@@ -7,16 +7,30 @@ Decoded results are kept in session state per uploaded file, so a rerun does not
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import streamlit as st
 from torch import Tensor
 
 from engine import limits
 from engine.errors import UserInputError
-from engine.data.images import decode_image, drawing_to_image
-from engine.training.runs import Run, load_run
+from engine.data.images import drawing_to_image, read_image
+from engine.training.runs import Run, read_run_file
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+# Accepted by the uploader only to be explained: the browser would refuse them with a bare "not allowed".
+EXPLAINED_TYPES = ["heic", "heif", "avif", "svg", "pdf"]
 MAX_UPLOAD_MB = limits.MAX_UPLOAD_BYTES // 1024**2
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What an uploaded file gave: its value (an image, a Run) or the error refusing it, and notes."""
+
+    value: Any = None
+    error: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def _mb(num_bytes: int) -> str:
@@ -30,23 +44,35 @@ def size_message(num_bytes: int, *, name: str = "the file") -> str | None:
     return None
 
 
-def decode_upload(data: bytes, *, name: str = "image") -> tuple[Tensor | None, str | None]:
-    """(image (C, H, W) in [0, 1], None) or (None, the message saying why the bytes are not a usable image)."""
+def decode_upload(data: bytes, *, name: str = "image") -> Upload:
+    """The image (C, H, W) in [0, 1] with notes (transparency, frames), or the message saying why it is unusable."""
     try:
-        return decode_image(data, name=name), None
+        decoded = read_image(data, name=name)
     except UserInputError as error:
-        return None, str(error)
+        return Upload(error=str(error))
+    return Upload(decoded.image, notes=decoded.notes)
 
 
-def read_run(data: bytes, *, name: str = "the file") -> tuple[Run | None, str | None]:
-    """(Run, None) or (None, the message saying why `data` is not a VisionExplorer run)."""
+def read_run(data: bytes, *, name: str = "the file") -> Upload:
+    """The Run with notes (defaults an older file needed), or the message saying why `data` is not a run."""
     too_big = size_message(len(data), name=name)
     if too_big:
-        return None, too_big
+        return Upload(error=too_big)
     try:
-        return load_run(data), None
+        run, notes = read_run_file(data)
     except UserInputError as error:
-        return None, f"{name}: {error}"
+        return Upload(error=f"{name}: {error}")
+    return Upload(run, notes=tuple(notes))
+
+
+def _shown(upload: Upload):
+    """Draw the upload's error or notes; its value, or None when it was refused."""
+    if upload.error:
+        st.error(upload.error)
+        return None
+    for note in upload.notes:
+        st.info(note, icon=":material/info:")
+    return upload.value
 
 
 def _cached(key: str, file, convert):
@@ -60,8 +86,9 @@ def _cached(key: str, file, convert):
 
 
 def image_help() -> str:
-    return (f"PNG, JPEG, BMP, GIF, WebP or TIFF; at most {MAX_UPLOAD_MB} MB and "
-            f"{limits.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. The image stays in this session only.")
+    return (f"PNG, JPEG, BMP, GIF, WebP or TIFF (not HEIC or SVG: export those as JPEG or PNG); at most "
+            f"{MAX_UPLOAD_MB} MB and {limits.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. "
+            "The image stays in this session only.")
 
 
 def image_upload_ui(label: str = "Upload an image", key: str = "upload.image",
@@ -72,15 +99,11 @@ def image_upload_ui(label: str = "Upload an image", key: str = "upload.image",
     if use_camera:
         file = st.camera_input("Take a photo", key=f"{key}.camera", help=help)
     else:
-        file = st.file_uploader(label, type=IMAGE_TYPES, key=f"{key}.file", max_upload_size=MAX_UPLOAD_MB,
-                                help=help or image_help())
+        file = st.file_uploader(label, type=IMAGE_TYPES + EXPLAINED_TYPES, key=f"{key}.file",
+                                max_upload_size=MAX_UPLOAD_MB, help=help or image_help())
     if file is None:
         return None
-    image, message = _cached(f"{key}.decoded", file, lambda data, name: decode_upload(data, name=name))
-    if message:
-        st.error(message)
-        return None
-    return image
+    return _shown(_cached(f"{key}.decoded", file, lambda data, name: decode_upload(data, name=name)))
 
 
 def drawing_ui(key: str = "upload.drawing") -> Tensor | None:
@@ -108,11 +131,7 @@ def run_upload_ui(key: str = "upload.run") -> Run | None:
              "It is opened with weights_only=True, so it cannot run code.")
     if file is None:
         return None
-    run, message = _cached(f"{key}.loaded", file, lambda data, name: read_run(data, name=name))
-    if message:
-        st.error(message)
-        return None
-    return run
+    return _shown(_cached(f"{key}.loaded", file, lambda data, name: read_run(data, name=name)))
 
 
 def zip_upload_ui(key: str = "upload.zip") -> bytes | None:

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from engine import limits
 from engine.models.blocks import activation_info, activation_names
 from engine.training import toy2d
 from engine.training.optimizers import build_optimizer, optimizer_info, optimizer_names
@@ -15,10 +16,10 @@ P = "db"
 RATES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 RESOLUTION, TILE_RESOLUTION = 100, 40  # grid points per side: regions, unit tiles
 FIELDS = [choice(f"{P}.data", "data", "quadrants", toy2d.toy_names()), number(f"{P}.noise", "noise", 0.1, 0.0, 1.0),
-          number(f"{P}.points", "n", 400, toy2d.MIN_POINTS, toy2d.MAX_POINTS, int),
+          number(f"{P}.points", "n", 400, limits.MIN_TOY_POINTS, limits.MAX_TOY_POINTS, int),
           number(f"{P}.test", "test", 0.3, 0.0, 0.9), flag(f"{P}.mlp", "mlp", True),
-          number(f"{P}.layers", "layers", 2, 1, toy2d.MAX_HIDDEN_LAYERS, int),
-          number(f"{P}.units", "units", 8, 1, toy2d.MAX_UNITS, int),
+          number(f"{P}.layers", "layers", 2, 1, limits.MAX_TOY_HIDDEN_LAYERS, int),
+          number(f"{P}.units", "units", 8, 1, limits.MAX_TOY_UNITS, int),
           choice(f"{P}.act", "act", "tanh", activation_names()), items(f"{P}.feat", "feat", [], toy2d.FEATURES.names()),
           choice(f"{P}.opt", "opt", "adam", optimizer_names()), UrlField(f"{P}.lr", "lr", 0.03, float, RATES.__contains__),
           number(f"{P}.steps", "steps", 10, 1, 100, int)]
@@ -36,8 +37,8 @@ def data_ui() -> tuple[toy2d.Split, float]:
     name = a.selectbox("Data set", toy2d.toy_names(), key=f"{P}.data", format_func=lambda n: toy2d.toy_info(n).title,
                        help="The first three are the lecture's hard cases for a linear classifier.")
     noise = b.slider("Noise", 0.0, 1.0, key=f"{P}.noise", step=0.05, help="How far points scatter from the clean shape.")
-    points = c.slider("Points", toy2d.MIN_POINTS, toy2d.MAX_POINTS, key=f"{P}.points", step=20,
-                      help=f"At most {toy2d.MAX_POINTS:,}, so every step stays a few milliseconds.")
+    points = c.slider("Points", limits.MIN_TOY_POINTS, limits.MAX_TOY_POINTS, key=f"{P}.points", step=20,
+                      help=f"At most {limits.MAX_TOY_POINTS:,}, so every step stays a few milliseconds.")
     share = d.slider("Test share", 0.0, 0.9, key=f"{P}.test", step=0.05, help="Held-out points (hollow), never trained on.")
     st.caption(toy2d.toy_info(name).note)
     return _data(name, points, noise, share, seed())
@@ -46,8 +47,8 @@ def data_ui() -> tuple[toy2d.Split, float]:
 def model_ui() -> tuple[toy2d.ToyNet, str]:
     a, b, c, d, e = st.columns([1, 1, 1, 1, 2])
     mlp = a.toggle("Hidden layers", key=f"{P}.mlp", help="Off: the linear softmax classifier, one line between the classes.")
-    layers = b.slider("Layers", 1, toy2d.MAX_HIDDEN_LAYERS, key=f"{P}.layers", disabled=not mlp, help="Hidden layers.")
-    units = c.slider("Units", 1, toy2d.MAX_UNITS, key=f"{P}.units", disabled=not mlp, help="Units per hidden layer.")
+    layers = b.slider("Layers", 1, limits.MAX_TOY_HIDDEN_LAYERS, key=f"{P}.layers", disabled=not mlp, help="Hidden layers.")
+    units = c.slider("Units", 1, limits.MAX_TOY_UNITS, key=f"{P}.units", disabled=not mlp, help="Units per hidden layer.")
     act = d.selectbox("Activation", activation_names(), key=f"{P}.act", disabled=not mlp,
                       format_func=lambda n: activation_info(n).title, help="After every hidden layer.")
     features = e.multiselect("Extra input features", toy2d.FEATURES.names(), key=f"{P}.feat",

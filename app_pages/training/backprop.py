@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from engine import limits
 from engine.errors import UserInputError
 from engine.training import backprop as bp
 from engine.training import expressions as ex
@@ -20,7 +21,7 @@ FIELDS = [number("bp.x1", "x1", bp.DEFAULT_INPUT[0], -5.0, 5.0), number("bp.x2",
           number("bp.t1", "t1", bp.DEFAULT_TARGET[0], 0.0, 1.0), number("bp.t2", "t2", bp.DEFAULT_TARGET[1], 0.0, 1.0),
           number("bp.lr", "lr", 0.5, 0.001, 10.0), choice("bp.act", "act", "sigmoid", list(bp.HIDDEN_ACTIVATIONS)),
           choice("bp.node", "node", "o1", NODE_ORDER),
-          UrlField("bp.expr", "f", DEFAULT_EXPRESSION, valid=lambda v: len(v) <= ex.MAX_EXPRESSION_CHARS)]
+          UrlField("bp.expr", "f", DEFAULT_EXPRESSION, valid=lambda v: len(v) <= limits.MAX_EXPRESSION_CHARS)]
 
 
 def _variable_fields() -> list[UrlField]:
@@ -92,7 +93,7 @@ def render_network() -> None:
 
 
 def render_expression(fields: list[UrlField]) -> None:
-    text = st.text_input("Expression f", key="bp.expr", max_chars=ex.MAX_EXPRESSION_CHARS,
+    text = st.text_input("Expression f", key="bp.expr", max_chars=limits.MAX_EXPRESSION_CHARS,
                          help="+ − × ÷ (or * /), ^ or **, parentheses, numbers, names, exp log tanh relu sigmoid.")
     try:
         graph = ex.parse_expression(text)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from engine import limits
 from engine.training import landscape
 from engine.training.trainer import TrainConfig
 from ui.figures import landscape as figures
@@ -9,7 +10,7 @@ from ui.landscape_panel import GridSettings, eval_batch, grid_ui, line_ui, plane
 from ui.lessons import lesson_link_ui
 from ui.run_picker import run_select_ui, session_runs
 from ui.sidebar import presenter_mode, seed
-from ui.results import trained_runs_ui
+from ui.results import accuracy_text, trained_runs_ui
 from ui.state import UrlField, number, url_state
 from ui.train_config import load_dataset
 from ui.train_panel import Job, train_panel_ui
@@ -29,8 +30,8 @@ FIELDS = [UrlField("land.res", "res", 21, int, lambda v: v in RESOLUTIONS),
 def settings_ui() -> GridSettings:
     a, b, c, d = st.columns(4)
     res = a.select_slider("Grid points per side", RESOLUTIONS, key="land.res",
-                          help="The full grid; every other point is drawn first. Capped at 41×41 = 1681 "
-                          "forward passes.")
+                          help="The full grid; every other point is drawn first. Capped at "
+                          f"{limits.MAX_LANDSCAPE_RESOLUTION}² = {limits.MAX_LANDSCAPE_RESOLUTION ** 2} forward passes.")
     span = b.slider("Span", 0.1, 5.0, key="land.span", step=0.1,
                     help="Random planes go from −span to +span along each filter-normalized direction.")
     n = c.select_slider("Evaluation images", IMAGES, key="land.images",
@@ -87,7 +88,7 @@ def render_skip(settings) -> None:
                    "depth 56; at classroom depths the gap is smaller — raise the depth to watch it grow.")
     for column, (name, run) in zip(st.columns(2), pair.items()):
         with column:
-            st.markdown(f"**{name}** — test accuracy {run.history.test_acc or 0:.1%}")
+            st.markdown(f"**{name}** — test accuracy {accuracy_text(run.history.test_acc)}")
             plane_views_ui(run, settings, section="skips")
 
 

@@ -12,7 +12,7 @@ from ui import jobs
 from ui.figures import attention as figs
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
-from ui.results import trained_runs_ui
+from ui.results import accuracy_text, trained_runs_ui
 from ui.state import UrlField, choice, items, number, url_state
 from ui.train_config import load_dataset
 from ui.train_panel import Job, curves_ui
@@ -65,7 +65,7 @@ def render_side_by_side(configs, dataset) -> None:
     pair = trained_runs_ui(to_train, key=f"{P}.train", label="Train both")
     if pair:
         curves_ui({n: run.history for n, run in pair.items()}, key=f"{P}.curves")
-        st.dataframe(pd.DataFrame({n: {"test accuracy": f"{run.history.test_acc or 0:.1%}",
+        st.dataframe(pd.DataFrame({n: {"test accuracy": accuracy_text(run.history.test_acc),
                                        "seconds": f"{run.history.total_seconds or 0:.1f}"} for n, run in pair.items()}).T)
 
 

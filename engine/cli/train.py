@@ -3,6 +3,9 @@
     python -m engine train --data digits --model tinyvgg --epochs 10 --seed 0 --json
     python -m engine train --data path/to/my_images.zip --model resnet_small --option depth=14
     python -m engine train --data shapes --l1 1e-4 --l1-mode proximal --no-test --per-class 50 --json
+    python -m engine train --data digits --optimizer adamw --weight-decay 0.5 --per-class 20 --json
+    python -m engine train --data digits --per-class 100 --imbalance-ratio 20 --class-weights balanced
+    python -m engine train --data shapes --augment flip --augment crop:scale=0.6 --augment mixup:alpha=0.2
 
 Model, optimizer, lr, batch size, epochs and schedule default to the data set's recipe
 (engine.training.presets). One line per epoch, then one JSON object with test_acc, seconds,
@@ -12,6 +15,7 @@ images_per_s and epochs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,8 +23,10 @@ from pathlib import Path
 from engine import models
 from engine.cli.common import load_data, number_option, parse_option
 from engine.data import augment
-from engine.data.subsample import subsample
+from engine.data.subsample import class_counts, subsample
+from engine.errors import UserInputError
 from engine.training import losses
+from engine.training.losses import balanced_class_weights
 from engine.training.optimizers import optimizer_names, schedule_names
 from engine.training.penalties import L1_MODES
 from engine.training.runs import save_run
@@ -39,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a model option")
     parser.add_argument("--loss", default=defaults.loss, choices=losses.names())
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="cross_entropy only")
+    parser.add_argument("--class-weights", metavar="balanced|W1,W2,…",
+                        help="cross_entropy only: each class's loss weight; balanced = n / (K·n_c) of the "
+                             "training images (after --per-class/--imbalance-ratio)")
     parser.add_argument("--optimizer", choices=optimizer_names(), help=recipe)
     parser.add_argument("--lr", type=float, help=recipe)
     parser.add_argument("--momentum", type=float, default=defaults.momentum)
@@ -67,7 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imbalance-ratio", type=float, help="first class ÷ last class training images")
     parser.add_argument("--report-every", type=int, default=defaults.report_every,
                        help="steps between loss reports; 0 = about 50 per epoch")
-    parser.add_argument("--augmentation", default=defaults.augmentation, choices=augment.names())
+    parser.add_argument("--augmentation", default=defaults.augmentation, choices=augment.names(),
+                        help="a preset pipeline; or build one with --augment")
+    parser.add_argument("--augment", action="append", default=[], metavar="STEP[:KEY=VALUE,…]",
+                        help="one augmentation step, in order (repeat the flag): "
+                             f"{', '.join(augment.step_names())}; e.g. crop:scale=0.6,ratio=1.5")
     parser.add_argument("--init", default=defaults.init, choices=models.init_names())
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--save", type=Path, help="write the trained Run to this file")
@@ -81,7 +94,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         args.data, image_size=args.image_size, model_options=dict(parse_option(o) for o in args.option),
         init=args.init, loss=args.loss, momentum=args.momentum, weight_decay=args.weight_decay,
         loss_options={"label_smoothing": args.label_smoothing} if args.label_smoothing else {},
-        plateau_patience=args.plateau_patience, patience=args.patience, augmentation=args.augmentation,
+        plateau_patience=args.plateau_patience, patience=args.patience, augmentation=_augmentation(args),
         seed=args.seed, l2=args.l2, l1=args.l1, l1_mode=args.l1_mode, elastic=args.elastic,
         l1_ratio=args.l1_ratio, penalize_all=args.penalize_all, freeze=list(args.freeze),
         lr_factors=dict(number_option("--lr-factor", o) for o in args.lr_factor),
@@ -90,11 +103,38 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         report_every=args.report_every, **recipe)
 
 
+def _augmentation(args: argparse.Namespace) -> str | list[dict]:
+    """--augmentation's preset name, or the pipeline of the --augment steps (each checked)."""
+    if not args.augment:
+        return args.augmentation
+    if args.augmentation != TrainConfig().augmentation:
+        raise UserInputError("give either --augmentation PRESET or --augment steps, not both")
+    return augment.resolve([augment.parse_step(step) for step in args.augment])
+
+
+def _class_weights(text: str, dataset) -> list[float]:
+    """--class-weights: "balanced" from the training split's class counts, or one number per class."""
+    if text == "balanced":
+        return balanced_class_weights(class_counts(dataset.train.y, dataset.num_classes))
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError as error:
+        raise UserInputError("--class-weights must be 'balanced' or numbers separated by commas; "
+                             f"got {text!r}") from error
+    if len(weights) != dataset.num_classes:
+        raise UserInputError(f"--class-weights gives {len(weights)} weights for the {dataset.num_classes} classes "
+                             f"of {dataset.title}; give one per class")
+    return weights
+
+
 def run(args: argparse.Namespace) -> None:
     config = config_from(args)
     dataset = load_data(args.data, args.image_size, args.seed)
     if args.per_class is not None or args.imbalance_ratio is not None:
         dataset = subsample(dataset, per_class=args.per_class, imbalance_ratio=args.imbalance_ratio, seed=args.seed)
+    if args.class_weights:
+        config = dataclasses.replace(config, loss_options={
+            **config.loss_options, "class_weights": _class_weights(args.class_weights, dataset)})
     trainer = Trainer(config, dataset)
     for skipped in dataset.skipped:
         print(f"skipped {skipped}", file=sys.stderr)

@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import torch
 
 from engine import limits
 from engine.data.images import decode_image, safe_extract_zip, to_model_input
-from engine.data.sets import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Dataset, Progress, _as_int, _check_memory,
-                              _finish, _no_progress, _Raw)
+from engine.data.sets import Dataset, Progress, _as_int, _check_memory, _finish, _no_progress, _Raw
 from engine.errors import UserInputError
 
 
+_WRAPPER_DEPTH = 3  # wrapper folders stepped into: a zip of "Downloads/my_data/cats/…" still works
+
+
 def _hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX"
+    """macOS and Windows bookkeeping (.DS_Store, __MACOSX, Thumbs.db) and hidden files are not data."""
+    return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
 
 
 def _unwrap(root: Path) -> Path:
-    """Step into a single top-level wrapper folder (my_data/cats, my_data/dogs)."""
-    entries = [e for e in root.iterdir() if not _hidden(e.name)]
-    if len(entries) == 1 and entries[0].is_dir():
-        if any(e.is_dir() and not _hidden(e.name) for e in entries[0].iterdir()):
-            return entries[0]
+    """Step into single top-level wrapper folders (my_data/cats, my_data/dogs → cats, dogs)."""
+    for _ in range(_WRAPPER_DEPTH):
+        entries = [e for e in root.iterdir() if not _hidden(e.name)]
+        if not (len(entries) == 1 and entries[0].is_dir()
+                and any(e.is_dir() and not _hidden(e.name) for e in entries[0].iterdir())):
+            break
+        root = entries[0]
     return root
+
+
+def _class_name(folder: Path) -> str:
+    """The folder's name in composed Unicode: macOS writes "café" as "cafe" + a combining accent."""
+    return unicodedata.normalize("NFC", folder.name)
 
 
 def _folder_from_tree(root: Path, *, image_size: int, seed: int, name: str, report: Progress) -> Dataset:
@@ -35,12 +46,14 @@ def _folder_from_tree(root: Path, *, image_size: int, seed: int, name: str, repo
         if _hidden(entry.name):
             continue
         if entry.is_dir():
-            classes[entry.name] = sorted(
+            classes[_class_name(entry)] = sorted(
                 p for p in entry.rglob("*")
                 if p.is_file() and not any(_hidden(part) for part in p.relative_to(root).parts))
         else:
             skipped.append(f"{entry.name}: not inside a class folder")
     found = ", ".join(f"{c} ({len(f)} files)" for c, f in classes.items()) or "no class folders"
+    if skipped and not classes:
+        found += f", only {len(skipped)} loose files: put each class's images in a folder named after the class"
     if len(classes) < 2 or any(not files for files in classes.values()):
         raise UserInputError(
             f"an image folder needs at least 2 class folders, each with at least 1 image; found {found}")
@@ -80,16 +93,17 @@ def load_folder(source: bytes | str | Path, *, image_size: int = 32, seed: int =
                 name: str = "my_data", progress: Progress | None = None) -> Dataset:
     """A data set from an ImageFolder layout (one folder per class): zip bytes, a zip file or a folder.
 
-    A single wrapper folder at the top is stepped into. Files that do not decode are listed in
+    Wrapper folders at the top (up to three) are stepped into. Files that do not decode are listed in
     ``skipped``; images become 3 channels if any is colour (else 1) and ``image_size`` squares.
     """
-    size = _as_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    size = _as_int("image_size", image_size, limits.MIN_IMAGE_SIZE, limits.MAX_IMAGE_SIZE)
     seed = _as_int("seed", seed, 0, 2**63 - 1)
     report = progress or _no_progress
-    if isinstance(source, (bytes, bytearray, memoryview)) or Path(source).is_file():
+    in_memory = isinstance(source, (bytes, bytearray, memoryview))
+    if in_memory or Path(source).is_file():
         with tempfile.TemporaryDirectory(prefix="visionexplorer-") as tmp:
             report(0.0, "Unpacking the zip")
-            safe_extract_zip(source, Path(tmp))
+            safe_extract_zip(source, Path(tmp), name="the file" if in_memory else Path(source).name)
             return _folder_from_tree(Path(tmp), image_size=size, seed=seed, name=name, report=report)
     if not Path(source).is_dir():
         raise UserInputError(f"source must be zip bytes, a zip file or a folder; got {str(source)!r}")

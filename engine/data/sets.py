@@ -2,7 +2,8 @@
 
 Every set becomes float32 ``(N, C, H, W)`` pixels in [0, 1] with int64 labels, split into
 train/val/test stratified by class (70/10/20, or the official test split plus 10 % of the
-official train split as val), resized to a square side, with train-split mean/std.
+official train split as val), resized to a square side, with train-split mean/std. A set may
+carry extra label sets beside its classes (shapes: colour and size), for multi-task learning.
 
 References:
     - torchvision's model registry (``models/_api.py``), the shape of ``engine.registry``.
@@ -13,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -27,13 +29,12 @@ from engine import limits
 from engine.device import generator
 from engine.errors import UserInputError
 from engine.data.images import resize_batch
-from engine.data.shapes import SHAPE_CLASSES, render_shapes
+from engine.data.shapes import EXTRA_LABELS, SHAPE_CLASSES, render_labelled_shapes
 from engine.registry import Registry
 
 Progress = Callable[[float, str], None]
 
 DATA_ENV = "VISIONEXPLORER_DATA"  # folder for downloaded sets; default ~/.cache/visionexplorer/data
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 4, 256  # pixels, square side after resizing
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test, per class
 VAL_FRACTIONS = (0.9, 0.1)  # train, val carved from an official train split
 STD_FLOOR = 1e-6  # keeps normalization finite on constant channels
@@ -43,12 +44,18 @@ STD_FLOOR = 1e-6  # keeps normalization finite on constant channels
 class Split:
     x: Tensor  # (N, C, H, W) float32 in [0, 1]
     y: Tensor  # (N,) int64
+    labels: dict[str, Tensor] = field(default_factory=dict)  # extra label sets: name -> (N,) int64
 
     def __len__(self) -> int:
         return len(self.y)
 
+    def take(self, index: Tensor | slice) -> Split:
+        """The images at `index` with their labels, the extra label sets included."""
+        return Split(self.x[index], self.y[index], {name: y[index] for name, y in self.labels.items()})
+
     def __repr__(self) -> str:
-        return f"Split(n={len(self)}, image={tuple(self.x.shape[1:])})"
+        extra = f", labels={list(self.labels)}" if self.labels else ""
+        return f"Split(n={len(self)}, image={tuple(self.x.shape[1:])}{extra})"
 
 
 @dataclass
@@ -64,6 +71,7 @@ class Dataset:
     mean: tuple[float, ...]  # per channel, of the train split
     std: tuple[float, ...]
     skipped: list[str] = field(default_factory=list)  # user files that could not be used, with why
+    label_names: dict[str, list[str]] = field(default_factory=dict)  # extra label set -> its class names
 
     @property
     def num_classes(self) -> int:
@@ -76,6 +84,22 @@ class Dataset:
             f"test={len(self.test)}, {self.num_classes} classes [{shown}], "
             f"{self.channels}×{self.image_size}×{self.image_size})"
         )
+
+
+def relabel(dataset: Dataset, labels: str) -> Dataset:
+    """`dataset` with its extra label set `labels` as the classes (a single-task net for that label)."""
+    if labels not in dataset.label_names:
+        have = ", ".join(dataset.label_names) or "none"
+        raise UserInputError(f"{dataset.title} has no label set {labels!r}; its extra label sets: {have}")
+
+    def swap(split: Split) -> Split:
+        rest = {name: y for name, y in split.labels.items() if name != labels}
+        return Split(split.x, split.labels[labels], rest)
+
+    rest = {name: names for name, names in dataset.label_names.items() if name != labels}
+    return dataclasses.replace(dataset, title=f"{dataset.title}, {labels}", train=swap(dataset.train),
+                               val=swap(dataset.val), test=swap(dataset.test),
+                               class_names=list(dataset.label_names[labels]), label_names=rest)
 
 
 @dataclass(frozen=True)
@@ -98,6 +122,8 @@ class _Raw:
     y: Tensor  # (N,) int64
     class_names: list[str]
     test: Split | None = None  # an official test split, kept as it is
+    labels: dict[str, Tensor] = field(default_factory=dict)  # extra label sets, (N,) each
+    label_names: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,22 +211,24 @@ def _finish(raw: _Raw, *, name: str, title: str, image_size: int, seed: int,
             report: Progress, skipped: list[str] | None = None) -> Dataset:
     """Split, check memory, resize, and compute train statistics."""
     gen = generator(seed)
+    whole = Split(raw.x, raw.y, dict(raw.labels))
     if raw.test is None:
         train_idx, val_idx, test_idx = _stratified(raw.y, SPLIT_FRACTIONS, gen)
-        test = Split(raw.x[test_idx], raw.y[test_idx])
+        test = whole.take(test_idx)
     else:
         train_idx, val_idx = _stratified(raw.y, VAL_FRACTIONS, gen)
         test = raw.test
     channels = raw.x.shape[1]
     report(0.85, f"Resizing to {image_size}×{image_size}")
-    splits = [Split(_resize(raw.x[i], image_size), raw.y[i]) for i in (train_idx, val_idx)]
-    splits.append(Split(_resize(test.x, image_size), test.y))
+    splits = [whole.take(i) for i in (train_idx, val_idx)] + [test]
+    splits = [Split(_resize(s.x, image_size), s.y, s.labels) for s in splits]
     var, mean = torch.var_mean(splits[0].x, dim=(0, 2, 3), correction=0)
     std = var.sqrt().clamp_min(STD_FLOOR)
     return Dataset(
         name=name, title=title, train=splits[0], val=splits[1], test=splits[2],
         class_names=list(raw.class_names), channels=channels, image_size=image_size,
         mean=tuple(mean.tolist()), std=tuple(std.tolist()), skipped=list(skipped or []),
+        label_names={name: list(names) for name, names in raw.label_names.items()},
     )
 
 
@@ -230,7 +258,7 @@ def load(name: str, *, image_size: int | None = None, seed: int = 0, root: str |
     entry = DATASETS.get(name)
     opts = _check_options(name, entry, options)
     size = entry.info.native_size if image_size is None else _as_int(
-        "image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        "image_size", image_size, limits.MIN_IMAGE_SIZE, limits.MAX_IMAGE_SIZE)
     seed = _as_int("seed", seed, 0, 2**63 - 1)
     _check_memory(opts.get("num_images", entry.info.num_images), entry.info.channels, size, entry.info.title)
     report = progress or _no_progress
@@ -272,5 +300,6 @@ def _faces(*, seed: int, root: Path, progress: Progress) -> _Raw:
           options={"num_images": _IntOption(12000, 80, 60000)})
 def _shapes(*, seed: int, root: Path, progress: Progress, num_images: int) -> _Raw:
     progress(0.1, f"Drawing {num_images:,} shapes")
-    x, y = render_shapes(num_images, seed=seed)
-    return _Raw(x, y, list(SHAPE_CLASSES))
+    x, y, extra = render_labelled_shapes(num_images, seed=seed)
+    return _Raw(x, y, list(SHAPE_CLASSES), labels=extra,
+                label_names={name: list(names) for name, names in EXTRA_LABELS.items()})

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from engine.data.sets import STD_FLOOR, Dataset, Split
+from engine.data.sets import STD_FLOOR, Dataset
 from engine.device import generator
 from engine.errors import UserInputError
 
@@ -70,7 +70,7 @@ def subsample(dataset: Dataset, *, per_class: int | None = None, counts: Sequenc
         chosen.append(index[torch.randperm(len(index), generator=gen)[:n]])
     index = torch.cat(chosen)
     index = index[torch.randperm(len(index), generator=gen)]  # mix the classes, as every split is
-    x = train.x[index]
-    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
-    return dataclasses.replace(dataset, train=Split(x, train.y[index]), mean=tuple(mean.tolist()),
+    kept = train.take(index)  # the extra label sets too
+    var, mean = torch.var_mean(kept.x, dim=(0, 2, 3), correction=0)
+    return dataclasses.replace(dataset, train=kept, mean=tuple(mean.tolist()),
                                std=tuple(var.sqrt().clamp_min(STD_FLOOR).tolist()))

@@ -32,9 +32,11 @@ from captum.attr import (GuidedBackprop, GuidedGradCam, IntegratedGradients, Lay
                          NoiseTunnel, Occlusion, Saliency)
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import seeded
 from engine.errors import UserInputError
 from engine.explain.features import capturing, mapped_layers, model_device
+from engine.explain.robustness import check_occlusion, fitting_stride
 from engine.models.blocks import evaluating, named_activations, relu_only
 from engine.registry import Registry
 
@@ -205,11 +207,10 @@ def grad_cam_tokens(model: nn.Module, x: Tensor, target: int, layer: str,
 
 
 def _occlusion_sizes(x: Tensor, config: AttributionConfig) -> tuple[int, int]:
-    side = min(x.shape[-2:])
-    window = config.window or max(1, side // 4)
-    stride = config.stride or max(1, window // 2)
-    if not 1 <= window <= side or not 1 <= stride <= side:
-        raise UserInputError(f"occlusion window and stride must be in 1…{side} pixels; got {window} and {stride}")
+    height, width = x.shape[-2:]
+    window = config.window or max(1, min(height, width) // 4)
+    stride = config.stride or fitting_stride(height, width, patch=window)
+    check_occlusion(height, width, patch=window, stride=stride)
     return window, stride
 
 
@@ -218,8 +219,9 @@ def _check(x: Tensor, target: int, num_classes: int, config: AttributionConfig) 
         raise UserInputError(f"attributions need one image of shape (1, C, H, W); got {tuple(x.shape)}")
     if not 0 <= target < num_classes:
         raise UserInputError(f"target class must be in 0…{num_classes - 1}; got {target}")
-    if not 1 <= config.steps <= 512 or not 1 <= config.samples <= 256 or not 0 < config.noise <= 1:
-        raise UserInputError(f"IG steps must be in 1…512, SmoothGrad samples in 1…256 and noise in (0, 1]; "
+    steps, samples = limits.MAX_IG_STEPS, limits.MAX_SMOOTHGRAD_SAMPLES
+    if not 1 <= config.steps <= steps or not 1 <= config.samples <= samples or not 0 < config.noise <= 1:
+        raise UserInputError(f"IG steps must be in 1…{steps}, SmoothGrad samples in 1…{samples} and noise in (0, 1]; "
                              f"got {config.steps}, {config.samples}, {config.noise}")
 
 

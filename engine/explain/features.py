@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import generator
 from engine.errors import UserInputError
 from engine.models.blocks import evaluating, named_activations
@@ -233,10 +234,10 @@ def _check(model: nn.Module, objective: Objective, config: VisConfig, channels: 
         raise UserInputError(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective.kind!r}")
     if objective.kind != "logit":
         _module(model, objective.layer or "")
-    if not 4 <= config.image_size <= 512:
-        raise UserInputError(f"image size must be in 4…512 pixels; got {config.image_size}")
-    if not 1 <= config.steps <= 2000:
-        raise UserInputError(f"steps must be in 1…2000; got {config.steps}")
+    if not 4 <= config.image_size <= limits.MAX_FEATURE_VIS_SIZE:
+        raise UserInputError(f"image size must be in 4…{limits.MAX_FEATURE_VIS_SIZE} pixels; got {config.image_size}")
+    if not 1 <= config.steps <= limits.MAX_FEATURE_VIS_STEPS:
+        raise UserInputError(f"steps must be in 1…{limits.MAX_FEATURE_VIS_STEPS}; got {config.steps}")
     if config.lr <= 0 or not 0 <= config.decay < 1 or config.jitter < 0 or config.blur_sigma <= 0:
         raise UserInputError("learning rate and blur sigma must be > 0, decay in [0, 1), jitter ≥ 0; got "
                              f"lr={config.lr}, blur_sigma={config.blur_sigma}, decay={config.decay}, jitter={config.jitter}")

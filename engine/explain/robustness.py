@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import generator
 from engine.errors import UserInputError
 from engine.explain.features import gaussian_blur, model_device
@@ -107,12 +108,39 @@ def corrupt(x: Tensor, c: Corruption) -> Tensor:
     return x.clamp(0.0, 1.0)
 
 
+def occlusion_positions(height: int, width: int, *, patch: int, stride: int) -> int:
+    """Positions of a `patch` × `patch` square moved by `stride` over the image: one forward pass each."""
+    return ((height - patch) // stride + 1) * ((width - patch) // stride + 1)
+
+
+def fitting_stride(height: int, width: int, *, patch: int) -> int:
+    """Half the patch, or the smallest larger stride keeping the scan within MAX_OCCLUSION_POSITIONS."""
+    stride = max(1, patch // 2)
+    while occlusion_positions(height, width, patch=patch, stride=stride) > limits.MAX_OCCLUSION_POSITIONS:
+        stride += 1
+    return stride
+
+
+def check_occlusion(height: int, width: int, *, patch: int, stride: int) -> None:
+    """Refuse a patch or stride outside the image, and a scan over MAX_OCCLUSION_POSITIONS forward passes."""
+    side = min(height, width)
+    if not 1 <= patch <= side or not 1 <= stride <= side:
+        raise UserInputError(f"the occlusion window (the gray patch) and its stride must be in 1…{side} pixels; "
+                             f"got {patch} and {stride}")
+    positions = occlusion_positions(height, width, patch=patch, stride=stride)
+    if positions > limits.MAX_OCCLUSION_POSITIONS:
+        raise UserInputError(f"a {patch}-pixel patch moved {stride} pixels at a time visits {positions:,} positions, "
+                             f"one forward pass each; at most {limits.MAX_OCCLUSION_POSITIONS:,} are allowed: "
+                             "use a larger patch or stride")
+
+
 def occlusion_window(side: int, *, fraction: float) -> tuple[int, int]:
-    """(patch, stride) in pixels for a patch of `fraction` of the image side; the stride is half the patch."""
+    """(patch, stride) in pixels for a patch of `fraction` of the image side; the stride is half the patch
+    (larger where that would exceed MAX_OCCLUSION_POSITIONS)."""
     if not 0 < fraction <= 1:
         raise UserInputError(f"occlusion patch must be a fraction of the side in (0, 1]; got {fraction}")
     patch = max(1, round(fraction * side))
-    return patch, max(1, patch // 2)
+    return patch, fitting_stride(side, side, patch=patch)
 
 
 def occlusion_heatmap(model: nn.Module, x: Tensor, target: int, *, patch: int, stride: int, fill: float = 0.5,
@@ -120,8 +148,7 @@ def occlusion_heatmap(model: nn.Module, x: Tensor, target: int, *, patch: int, s
     """Probability of `target` with a gray `patch` at each position: (rows, cols) for one image (1, C, H, W)."""
     _check_batch(x)
     h, w = x.shape[-2:]
-    if not 1 <= patch <= min(h, w) or not 1 <= stride <= min(h, w):
-        raise UserInputError(f"patch and stride must be in 1…{min(h, w)} pixels; got {patch} and {stride}")
+    check_occlusion(h, w, patch=patch, stride=stride)
     x = x.to(model_device(model))
     tops, lefts = range(0, h - patch + 1, stride), range(0, w - patch + 1, stride)
     positions = [(t, l) for t in tops for l in lefts]
@@ -194,8 +221,8 @@ def pgd(model: nn.Module, x: Tensor, label: Tensor | int, *, eps: float, step: f
     """Projected Gradient Descent: repeated FGSM steps of size `step`, projected back into the ε-ball and [0, 1]."""
     _check_batch(x)
     _check_eps(eps)
-    if not 1 <= steps <= 1000:
-        raise UserInputError(f"PGD steps must be in 1…1000; got {steps}")
+    if not 1 <= steps <= limits.MAX_ATTACK_STEPS:
+        raise UserInputError(f"PGD steps must be in 1…{limits.MAX_ATTACK_STEPS}; got {steps}")
     step = step if step is not None else 2.5 * eps / steps  # Madry et al.'s rule of thumb
     home, x = x.device, x.to(model_device(model))
     target = torch.as_tensor(label, device=x.device).reshape(-1).expand(len(x))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import seeded
 from engine.errors import UserInputError
 
@@ -24,7 +25,6 @@ AXIS_NAMES = ("N", "C", "H", "W")
 NORM_KINDS = ("batch", "layer", "instance", "group")
 PREPROCESSING = ("none", "mean_image", "channel_mean", "standardize")
 HIST_BINS = 50
-MAX_STEPS = 2000  # BatchNorm updates traced by running_stats
 
 
 # ---- BatchNorm at test time ---------------------------------------------------------------------
@@ -141,8 +141,8 @@ def running_stats(x: Tensor, *, batch_size: int, momentum: float, steps: int, se
         raise UserInputError(f"momentum must be in (0, 1]; got {momentum}")
     if not 2 <= batch_size <= len(x):
         raise UserInputError(f"batch size must be in 2…{len(x)} (the images at hand); got {batch_size}")
-    if not 0 <= steps <= MAX_STEPS:
-        raise UserInputError(f"steps must be in 0…{MAX_STEPS}; got {steps}")
+    if not 0 <= steps <= limits.MAX_RUNNING_STATS_STEPS:
+        raise UserInputError(f"steps must be in 0…{limits.MAX_RUNNING_STATS_STEPS}; got {steps}")
     bn = nn.BatchNorm2d(x.shape[1], momentum=momentum).train()
     gen = torch.Generator().manual_seed(seed)
     trace = RunningStats([], [], [], [], float(x[:, 0].mean()), float(x[:, 0].var()), bn)

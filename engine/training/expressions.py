@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from engine import limits
 from engine.errors import UserInputError
 
-MAX_EXPRESSION_CHARS = 200
 
 
 def stable_sigmoid(z: float) -> float:
@@ -205,8 +205,8 @@ class _Parser:
 
 def parse_expression(text: str) -> Graph:
     """The graph of a scalar expression such as "sigmoid(w*x + b)"; a UserInputError names the bad character."""
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise UserInputError(f"the expression has {len(text)} characters; at most {MAX_EXPRESSION_CHARS}")
+    if len(text) > limits.MAX_EXPRESSION_CHARS:
+        raise UserInputError(f"the expression has {len(text)} characters; at most {limits.MAX_EXPRESSION_CHARS}")
     return _Parser(text).parse()
 
 

@@ -19,16 +19,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import seeded
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
 from engine.models.blocks import Normalize, initialize, make_activation, named_activations
 
-MAX_DEPTH = 50
-MAX_WIDTH = 1024
-MAX_BATCH = 512
-MAX_FLOW_BYTES = 512 * 1024**2  # float32 weights + stored activations + gradients of one gradient-flow probe
-MAX_FLOW_MACS = 10**10  # forward multiply-accumulates of one probe: ~3× that with backward, seconds on 2 cores
 HIST_BINS = 40
 
 
@@ -74,20 +70,21 @@ def check_size(kind: str, depth: int, width: int, batch: int, in_features: int, 
     """Raise UserInputError naming the limit when the probe net would be too big for this lab."""
     if kind not in ("mlp", "cnn"):
         raise UserInputError(f"net kind must be 'mlp' or 'cnn'; got {kind!r}")
-    for param, value, low, high in (("depth", depth, 2, MAX_DEPTH), ("width", width, 1, MAX_WIDTH),
-                                    ("batch size", batch, 2, MAX_BATCH)):
+    for param, value, low, high in (("depth", depth, 2, limits.MAX_FLOW_DEPTH),
+                                    ("width", width, 1, limits.MAX_FLOW_WIDTH),
+                                    ("batch size", batch, 2, limits.MAX_FLOW_BATCH)):
         if not low <= value <= high:
             raise UserInputError(f"{param} must be in {low}…{high}; got {value}")
     needed, macs = estimate_cost(kind, depth, width, batch, in_features, pixels)
-    if needed > MAX_FLOW_BYTES:
+    if needed > limits.MAX_FLOW_BYTES:
         raise UserInputError(
             f"depth × width = {depth} × {width} ({kind}, batch {batch}) needs about {needed / 2**20:.0f} MB, "
-            f"over this lab's memory limit of {MAX_FLOW_BYTES / 2**20:.0f} MB; use fewer or narrower layers "
+            f"over this lab's memory limit of {limits.MAX_FLOW_BYTES / 2**20:.0f} MB; use fewer or narrower layers "
             "or a smaller batch")
-    if macs > MAX_FLOW_MACS:
+    if macs > limits.MAX_FLOW_MACS:
         raise UserInputError(
             f"depth × width = {depth} × {width} ({kind}, batch {batch}) needs about {macs / 1e9:.0f} billion "
-            f"multiply-accumulates, over this lab's compute limit of {MAX_FLOW_MACS / 1e9:.0f} billion; "
+            f"multiply-accumulates, over this lab's compute limit of {limits.MAX_FLOW_MACS / 1e9:.0f} billion; "
             "use fewer or narrower layers or a smaller batch")
 
 

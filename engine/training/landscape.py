@@ -31,13 +31,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
+from engine import limits
 from engine.device import generator as make_generator
 from engine.errors import UserInputError
 
-MAX_RESOLUTION = 41  # points per side: 41² = 1681 forward passes is the most we ask of a CPU
-MAX_LINE_POINTS = 201
 CHUNK = 128  # images per forward pass: fits in cache, measured fastest here
-MAX_EVAL_IMAGES = 4096
 
 Progress = Callable[[float, str], None]
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -164,10 +162,10 @@ def project(model: nn.Module, plane: Plane, states: Sequence[Mapping[str, Tensor
 # ---- evaluation -----------------------------------------------------------------------------
 def axis(span: float, resolution: int) -> np.ndarray:
     """`resolution` evenly spaced coordinates in [−span, span]."""
-    if not 2 <= resolution <= MAX_RESOLUTION:
-        raise UserInputError(f"grid resolution must be between 2 and {MAX_RESOLUTION} points per side "
-                             f"(a {MAX_RESOLUTION}×{MAX_RESOLUTION} grid is {MAX_RESOLUTION ** 2} forward passes); "
-                             f"got {resolution}")
+    most = limits.MAX_LANDSCAPE_RESOLUTION
+    if not 2 <= resolution <= most:
+        raise UserInputError(f"grid resolution must be between 2 and {most} points per side "
+                             f"(a {most}×{most} grid is {most ** 2} forward passes); got {resolution}")
     if not 0 < span <= 100:
         raise UserInputError(f"grid span must be in (0, 100]; got {span}")
     return np.linspace(-span, span, resolution)
@@ -267,13 +265,15 @@ def evaluate(model: nn.Module, plane: Plane, images: Tensor, labels: Tensor, los
     Points already in `previous` (a coarser grid) are copied, not recomputed. `should_stop()` is
     checked between points: the landscape comes back with NaN where nothing was evaluated.
     """
-    if len(labels) > MAX_EVAL_IMAGES:
-        raise UserInputError(f"the evaluation batch holds at most {MAX_EVAL_IMAGES} images; got {len(labels)}")
+    if len(labels) > limits.MAX_LANDSCAPE_IMAGES:
+        raise UserInputError(f"the evaluation batch holds at most {limits.MAX_LANDSCAPE_IMAGES} images; "
+                             f"got {len(labels)}")
     if (ys is None) != (plane.dims == 1):
         raise UserInputError(f"a {plane.dims}-D plane needs {'only xs' if plane.dims == 1 else 'xs and ys'}")
-    if len(xs) > (MAX_LINE_POINTS if ys is None else MAX_RESOLUTION) or (ys is not None and len(ys) > MAX_RESOLUTION):
-        raise UserInputError(f"grid too large: at most {MAX_RESOLUTION}×{MAX_RESOLUTION} points "
-                             f"(or {MAX_LINE_POINTS} along a line); got {len(xs)}×{len(ys) if ys is not None else 1}")
+    side, line = limits.MAX_LANDSCAPE_RESOLUTION, limits.MAX_LANDSCAPE_LINE_POINTS
+    if len(xs) > (line if ys is None else side) or (ys is not None and len(ys) > side):
+        raise UserInputError(f"grid too large: at most {side}×{side} points (or {line} along a line); "
+                             f"got {len(xs)}×{len(ys) if ys is not None else 1}")
     progress = progress or (lambda fraction, message: None)
     should_stop = should_stop or (lambda: False)
     started = time.perf_counter()

@@ -7,15 +7,18 @@ cross-entropy; the multi-class hinge is Weston & Watkins' / CS231n's SVM loss on
 References:
     CS231n notes, "Linear classification: SVM and Softmax", https://cs231n.github.io/linear-classify/
     Szegedy et al. 2016, "Rethinking the Inception Architecture" (label smoothing), arXiv 1512.00567.
+    King & Zeng 2001, "Logistic Regression in Rare Events Data" (class weights; scikit-learn's "balanced").
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial  # not lambdas: a loss travels to the job runner's worker processes
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -64,12 +67,42 @@ def build(name: str, **options) -> LossFn:
     return entry.factory(**options)
 
 
+def weighted_cross_entropy(logits: Tensor, y: Tensor, *, weights: tuple[float, ...],
+                           label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy with class c's examples counted `weights[c]` times: −w_y log softmax(s)_y, and a mean over
+    the batch that divides by the sum of its examples' weights (for integer labels; PyTorch's rule)."""
+    if len(weights) != logits.shape[1]:
+        raise UserInputError(f"class_weights gives {len(weights)} weights, but the model has "
+                             f"{logits.shape[1]} classes: give one weight per class")
+    weight = torch.tensor(weights, dtype=logits.dtype, device=logits.device)  # (K,)
+    return F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
+
+
+def balanced_class_weights(counts: Sequence[int]) -> list[float]:
+    """n / (K · n_c) per class c (scikit-learn's "balanced"): every class then adds up to the same weight."""
+    if any(int(c) < 1 for c in counts):
+        raise UserInputError("balanced class weights need at least one training image per class; "
+                             f"got counts {list(counts)}")
+    total, k = sum(counts), len(counts)
+    return [total / (k * int(c)) for c in counts]
+
+
 @register("cross_entropy", title="Cross-entropy", last_layer="softmax",
           formula=r"L = -\log \frac{e^{s_y}}{\sum_j e^{s_j}}")
-def cross_entropy(*, label_smoothing: float = 0.0) -> LossFn:
+def cross_entropy(*, label_smoothing: float = 0.0, class_weights: Sequence[float] | None = None) -> LossFn:
     if not 0.0 <= label_smoothing < 1.0:
         raise UserInputError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
-    return partial(F.cross_entropy, label_smoothing=label_smoothing)
+    if class_weights is None:
+        return partial(F.cross_entropy, label_smoothing=label_smoothing)
+    rule = f"class_weights must be numbers ≥ 0, one per class, not all 0; got {class_weights!r}"
+    try:
+        weights = tuple(float(w) for w in class_weights)
+    except (TypeError, ValueError) as error:
+        raise UserInputError(rule) from error
+    if not weights or any(not (w >= 0 and math.isfinite(w)) for w in weights) or not any(weights):
+        raise UserInputError(rule)
+    # A module-level function and a tuple, not a tensor: the loss pickles to the job runner's workers.
+    return partial(weighted_cross_entropy, weights=weights, label_smoothing=label_smoothing)
 
 
 def multiclass_hinge_loss(logits: Tensor, y: Tensor, margin: float = 1.0) -> Tensor:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine import limits
 from engine.training import losses
 from engine.errors import UserInputError
 
-MAX_CLASSES = 1000
-MAX_POINTS = 2001
 
 
 @dataclass
@@ -32,10 +31,10 @@ class MarginProfile:
 
 def margin_profile(name: str, *, margins: np.ndarray, num_classes: int = 3, **options) -> MarginProfile:
     """Loss and dL/ds_y for scores (m, 0, …, 0) with label 0, for every margin m."""
-    if not 2 <= num_classes <= MAX_CLASSES:
-        raise UserInputError(f"number of classes must be between 2 and {MAX_CLASSES}; got {num_classes}")
-    if not 2 <= len(margins) <= MAX_POINTS:
-        raise UserInputError(f"the margin axis needs 2 to {MAX_POINTS} points; got {len(margins)}")
+    if not 2 <= num_classes <= limits.MAX_MARGIN_CLASSES:
+        raise UserInputError(f"number of classes must be between 2 and {limits.MAX_MARGIN_CLASSES}; got {num_classes}")
+    if not 2 <= len(margins) <= limits.MAX_MARGIN_POINTS:
+        raise UserInputError(f"the margin axis needs 2 to {limits.MAX_MARGIN_POINTS} points; got {len(margins)}")
     loss_fn = losses.build(name, **options)
     m = torch.tensor(np.asarray(margins, dtype=np.float64), requires_grad=True)  # (N,)
     logits = torch.cat([m[:, None], torch.zeros(len(m), num_classes - 1, dtype=m.dtype)], dim=1)  # (N, K)

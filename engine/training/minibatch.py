@@ -20,14 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import RunRandomness, generator as make_generator
 from engine.errors import UserInputError
 from engine.training.optimizers import build_optimizer, schedule_factor, schedule_names
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Progress = Callable[[float, str], None]
-MAX_RANGE_STEPS = 1000
-MAX_REPEATS = 200
 DIVERGED = 4.0  # the range test stops once the smoothed loss exceeds this many times its minimum
 
 
@@ -74,8 +73,8 @@ def gradient_noise(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, b
     bad = [b for b in batch_sizes if not 1 <= b <= n]
     if bad:
         raise UserInputError(f"batch sizes must be between 1 and the {n} examples; got {bad}")
-    if not 1 <= repeats <= MAX_REPEATS:
-        raise UserInputError(f"repeats must be between 1 and {MAX_REPEATS}; got {repeats}")
+    if not 1 <= repeats <= limits.MAX_MINIBATCH_REPEATS:
+        raise UserInputError(f"repeats must be between 1 and {limits.MAX_MINIBATCH_REPEATS}; got {repeats}")
     progress = progress or (lambda fraction, message: None)
     work = copy.deepcopy(model).eval()
     gen = make_generator(seed)
@@ -113,8 +112,8 @@ def lr_range_test(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, op
     """Train a copy of `model` for `steps` mini-batches with lr growing from lr_min to lr_max geometrically."""
     if not 0 < lr_min < lr_max or not math.isfinite(lr_max):
         raise UserInputError(f"the range test needs 0 < lr_min < lr_max; got {lr_min} and {lr_max}")
-    if not 5 <= steps <= MAX_RANGE_STEPS:
-        raise UserInputError(f"range-test steps must be between 5 and {MAX_RANGE_STEPS}; got {steps}")
+    if not 5 <= steps <= limits.MAX_LR_RANGE_STEPS:
+        raise UserInputError(f"range-test steps must be between 5 and {limits.MAX_LR_RANGE_STEPS}; got {steps}")
     if not 1 <= batch_size <= len(y):
         raise UserInputError(f"batch size must be between 1 and the {len(y)} examples; got {batch_size}")
     progress = progress or (lambda fraction, message: None)

@@ -7,6 +7,7 @@ A Run file is a `torch.save` of plain containers and tensors only, so it loads w
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -104,29 +105,127 @@ def save_run(run: Run) -> bytes:
     return buffer.getvalue()
 
 
-def load_run(data: bytes) -> Run:
-    """Rebuild a Run from `save_run` bytes; anything else raises UserInputError saying what is wrong."""
+NOT_A_RUN = "this is not a run saved by VisionExplorer"
+_REQUIRED_MODEL_KEYS = ("name", "in_channels", "num_classes", "image_size")
+# Every version of the app saved these; a newer setting missing from an older file takes its default
+# where it is read (TrainConfig.from_dict).
+_REQUIRED_CONFIG_KEYS = ("data", "model", "loss")
+
+
+def _what_it_is(data: bytes) -> str:
+    """What a file that torch cannot open is, from its first bytes, in the user's words."""
+    if not data:
+        return "the file is empty"
+    if data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")) or data[8:12] == b"WEBP":
+        return "it is an image; images go to an image uploader (Try it), runs are a run's downloaded .pt file"
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return "it is a damaged zip archive"
+        if not any(n.endswith("data.pkl") for n in names):
+            return "it is a zip archive of files (a data set?), not a saved run"
+    return "it is not a PyTorch file, or it is damaged (cut off?)"
+
+
+def _foreign(payload) -> str:
+    """What a PyTorch file of another program holds, for the message refusing it."""
+    if isinstance(payload, dict) and payload and all(isinstance(v, Tensor) for v in payload.values()):
+        return (f"it holds only weights (a state_dict of {len(payload)} tensors) from another program, without "
+                "the model description a run carries")
+    if isinstance(payload, dict):
+        return f"it is a PyTorch file of another program (keys: {', '.join(map(str, list(payload)[:6]))})"
+    return f"it is a PyTorch file of another program (a {type(payload).__name__})"
+
+
+def _open(data: bytes) -> dict:
+    """The payload of a run file, refusing anything else; never runs code from the file."""
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for foreign or corrupt files
-        raise UserInputError(f"this file is not a VisionExplorer run (it could not be read: "
-                             f"{type(error).__name__})") from error
+        why = ("it holds Python objects, not just tensors and plain data (such a file could run code when "
+               "opened), so it was not opened") if "GLOBAL" in str(error) else _what_it_is(data)
+        raise UserInputError(f"{NOT_A_RUN}: {why}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserInputError("this file is not a VisionExplorer run (it has no 'visionexplorer.run' marker)")
-    if payload.get("version") != VERSION:
-        raise UserInputError(f"run file version {payload.get('version')} is not supported (expected {VERSION})")
-    try:
-        model_config = ModelConfig.from_dict(payload["model_config"])
-        model = build_model(model_config, payload["config"])
-    except (KeyError, TypeError) as error:
-        raise UserInputError(f"the run file's model description is incomplete: {error}") from error
-    state = payload.get("state_dict")
+        raise UserInputError(f"{NOT_A_RUN}: {_foreign(payload)}")
+    version = payload.get("version", VERSION)
+    if not isinstance(version, int) or version > VERSION:
+        raise UserInputError(f"this run was saved by a newer version of VisionExplorer (run format {version}); "
+                             f"this app reads format {VERSION} — update the app")
+    return payload
+
+
+def _model_config(saved) -> ModelConfig:
+    missing = [k for k in _REQUIRED_MODEL_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise UserInputError(f"the run file is damaged: its model description lacks {', '.join(missing)}")
+    known = {k: v for k, v in saved.items() if k in {f.name for f in fields(ModelConfig)}}
+    channels = saved["in_channels"]
+    known.setdefault("mean", (0.0,) * channels)  # the Normalize buffers come from the state_dict anyway
+    known.setdefault("std", (1.0,) * channels)
+    return ModelConfig.from_dict(known)
+
+
+def _check_weights(state, model: nn.Module, model_config: ModelConfig) -> None:
     expected = model.state_dict()
-    if not isinstance(state, dict) or set(state) != set(expected) or any(
-            tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        raise UserInputError(f"the weights in this run file do not fit a {model_config.name} model "
-                             "with its saved options: it was made for another architecture")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise UserInputError("the run file is damaged: it has no weights (state_dict)")
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    reshaped = [k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or reshaped:
+        raise UserInputError(
+            f"the weights in this run file do not fit a {model_config.name} model with its saved options: it was "
+            f"made for another architecture ({len(missing)} weights missing, {len(unexpected)} unexpected, "
+            f"{len(reshaped)} of another shape)")
+
+
+def _fitting_model(model_config: ModelConfig, config: dict, state) -> nn.Module:
+    """The run's model, built once its saved weights are known to fit: shapes are compared on torch's
+    "meta" device first (no memory), so a file describing a gigantic network costs nothing."""
+    with torch.device("meta"):
+        skeleton = build_model(model_config, config)
+    _check_weights(state, skeleton, model_config)
+    model = build_model(model_config, config)
     model.load_state_dict(state)
-    return Run(name=payload["name"], config=payload["config"], model_config=model_config,
-               class_names=list(payload["class_names"]), dataset_title=payload["dataset_title"],
-               model=model, history=History.from_dict(payload["history"]))
+    return model
+
+
+def _config(saved) -> dict:
+    missing = [k for k in _REQUIRED_CONFIG_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise UserInputError(f"the run file is damaged: its training settings lack {', '.join(missing)}")
+    return dict(saved)
+
+
+def read_run_file(data: bytes) -> tuple[Run, list[str]]:
+    """Rebuild a Run from `save_run` bytes, and notes on what an older file lacked (defaults used).
+
+    Anything that is not a run raises UserInputError saying what the file is instead.
+    """
+    payload = _open(data)
+    lacks = [k for k in ("name", "class_names", "dataset_title", "history") if k not in payload]
+    try:
+        model_config = _model_config(payload.get("model_config"))
+        lacks += [f"model_config.{k}" for k in ("mean", "std") if k not in payload["model_config"]]
+        config = _config(payload.get("config"))
+        model = _fitting_model(model_config, config, payload.get("state_dict"))
+        history = History.from_dict(payload.get("history", {}))
+    except UserInputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:  # RuntimeError: load_state_dict
+        raise UserInputError(f"the run file's model description is incomplete or damaged: {error}") from error
+    classes = [str(c) for c in payload.get("class_names", range(model_config.num_classes))]
+    if len(classes) != model_config.num_classes:
+        raise UserInputError(f"the run file is damaged: {len(classes)} class names for a model with "
+                             f"{model_config.num_classes} outputs")
+    notes = [f"this run was saved by an older version of VisionExplorer; defaults were used for: "
+             f"{', '.join(lacks)}"] if lacks else []
+    run = Run(name=str(payload.get("name", f"{model_config.name} (uploaded)")), config=config,
+              model_config=model_config, class_names=classes,
+              dataset_title=str(payload.get("dataset_title", "an unknown data set")), model=model, history=history)
+    return run, notes
+
+
+def load_run(data: bytes) -> Run:
+    """Rebuild a Run from `save_run` bytes; anything else raises UserInputError saying what is wrong."""
+    return read_run_file(data)[0]

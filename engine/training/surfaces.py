@@ -21,12 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from engine import limits
 from engine.errors import UserInputError
 from engine.registry import Registry
 from engine.training.optimizers import build_optimizer, optimizer_info
 
-MAX_STEPS = 1000
-MAX_GRID = 301  # points per side of a contour grid
 ESCAPE_FACTOR = 50.0  # a path further than this many box widths from the box counts as diverged
 CONDITION_RANGE = (1.0, 1000.0)
 
@@ -136,8 +135,8 @@ class Grid:
 def grid(surface: str, *, resolution: int = 121, condition: float = 10.0,
          bounds: tuple[float, float, float, float] | None = None) -> Grid:
     """Evaluate `surface` on resolution × resolution points in one vectorized call."""
-    if not 2 <= resolution <= MAX_GRID:
-        raise UserInputError(f"grid resolution must be between 2 and {MAX_GRID}; got {resolution}")
+    if not 2 <= resolution <= limits.MAX_SURFACE_GRID:
+        raise UserInputError(f"grid resolution must be between 2 and {limits.MAX_SURFACE_GRID}; got {resolution}")
     x0, x1, y0, y1 = bounds or info(surface).bounds
     xs = torch.linspace(x0, x1, resolution, dtype=torch.float64)
     ys = torch.linspace(y0, y1, resolution, dtype=torch.float64)
@@ -171,8 +170,8 @@ def trajectory(surface: str, optimizer: str, *, lr: float, steps: int = 200,
     A path that leaves the plotted box by far (or whose f stops being finite) ends at the last
     finite point with `diverged` set and a message, so plots never receive NaN or 1e30.
     """
-    if not 1 <= steps <= MAX_STEPS:
-        raise UserInputError(f"steps must be between 1 and {MAX_STEPS}; got {steps}")
+    if not 1 <= steps <= limits.MAX_PATH_STEPS:
+        raise UserInputError(f"steps must be between 1 and {limits.MAX_PATH_STEPS}; got {steps}")
     _check_condition(condition)
     entry = info(surface)
     x0, x1, y0, y1 = entry.bounds

@@ -21,17 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from engine import limits
 from engine.device import generator, seeded
 from engine.errors import UserInputError
 from engine.models.blocks import evaluating, make_activation
 from engine.registry import Registry
 
-MAX_POINTS = 2000  # enough to see a boundary; a full-batch step stays well under a millisecond
-MIN_POINTS = 20
-MAX_NOISE = 1.0
-MAX_HIDDEN_LAYERS = 4
-MAX_UNITS = 16
-MAX_RESOLUTION = 300  # grid points per side
 DIVERGED_LOSS = 1e4  # a cross-entropy this large on two classes means the steps overshoot
 
 Generate = Callable[[int, float, torch.Generator], tuple[Tensor, Tensor]]  # (n, noise, gen) -> x, y
@@ -143,11 +138,11 @@ def toy_info(name: str) -> ToySet:
 def make(name: str, *, n_points: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:
     """`n_points` points of the set `name`: x float32 (N, 2), y int64 (N,) in {0, 1}; the same for the same seed."""
     entry = TOY_SETS.get(name)
-    if not MIN_POINTS <= n_points <= MAX_POINTS:
-        raise UserInputError(f"number of points must be in {MIN_POINTS}…{MAX_POINTS} (kept small so training "
-                             f"stays live); got {n_points}")
-    if not 0.0 <= noise <= MAX_NOISE:
-        raise UserInputError(f"noise must be in 0…{MAX_NOISE:g}; got {noise}")
+    if not limits.MIN_TOY_POINTS <= n_points <= limits.MAX_TOY_POINTS:
+        raise UserInputError(f"number of points must be in {limits.MIN_TOY_POINTS}…{limits.MAX_TOY_POINTS} "
+                             f"(kept small so training stays live); got {n_points}")
+    if not 0.0 <= noise <= limits.MAX_TOY_NOISE:
+        raise UserInputError(f"noise must be in 0…{limits.MAX_TOY_NOISE:g}; got {noise}")
     x, y = entry.make(int(n_points), float(noise), generator(seed))
     return x.float(), y.long()
 
@@ -170,14 +165,13 @@ def split(x: Tensor, y: Tensor, *, test_share: float, seed: int) -> Split:
     return Split(x[train], y[train], x[test], y[test])
 
 
-MAX_OWN_POINTS = 200  # points a user adds by hand, beside the generated ones
 OWN_POINT_RANGE = 5.0  # |x|, |y| of an added point: the generated sets live within about ±2
 
 
 def add_points(data: Split, points: Sequence[tuple[float, float, int]]) -> Split:
     """`data` with the user's own training points (x, y, class 0 or 1) added to the training split."""
-    if len(points) > MAX_OWN_POINTS:
-        raise UserInputError(f"at most {MAX_OWN_POINTS} points can be added by hand; got {len(points)}")
+    if len(points) > limits.MAX_OWN_POINTS:
+        raise UserInputError(f"at most {limits.MAX_OWN_POINTS} points can be added by hand; got {len(points)}")
     for row, (x, y, label) in enumerate(points, start=1):
         if not all(math.isfinite(v) and abs(v) <= OWN_POINT_RANGE for v in (x, y)):
             raise UserInputError(f"point {row}: x and y must be numbers in ±{OWN_POINT_RANGE:g}; got ({x}, {y})")
@@ -232,10 +226,10 @@ class ToyNet:
 
 def build_model(config: ToyNet, *, seed: int, num_classes: int = 2) -> nn.Sequential:
     """FeatureMap → (Linear → activation) per hidden layer → Linear to the class scores."""
-    if len(config.hidden) > MAX_HIDDEN_LAYERS:
-        raise UserInputError(f"hidden layers must be at most {MAX_HIDDEN_LAYERS}; got {len(config.hidden)}")
-    if any(not 1 <= width <= MAX_UNITS for width in config.hidden):
-        raise UserInputError(f"units per hidden layer must be in 1…{MAX_UNITS}; got {list(config.hidden)}")
+    if len(config.hidden) > limits.MAX_TOY_HIDDEN_LAYERS:
+        raise UserInputError(f"hidden layers must be at most {limits.MAX_TOY_HIDDEN_LAYERS}; got {len(config.hidden)}")
+    if any(not 1 <= width <= limits.MAX_TOY_UNITS for width in config.hidden):
+        raise UserInputError(f"units per hidden layer must be in 1…{limits.MAX_TOY_UNITS}; got {list(config.hidden)}")
     layers: list[nn.Module] = [FeatureMap(config.features)]
     width = 2 + len(config.features)
     with seeded(seed):  # nn.Linear draws its initial weights from the global generator
@@ -329,8 +323,8 @@ def bounds_of(*points: Tensor, margin: float = 0.15) -> tuple[float, float, floa
 
 
 def _grid_points(bounds: Sequence[float], resolution: int) -> tuple[Tensor, Tensor, Tensor]:
-    if not 2 <= resolution <= MAX_RESOLUTION:
-        raise UserInputError(f"grid resolution must be in 2…{MAX_RESOLUTION}; got {resolution}")
+    if not 2 <= resolution <= limits.MAX_TOY_RESOLUTION:
+        raise UserInputError(f"grid resolution must be in 2…{limits.MAX_TOY_RESOLUTION}; got {resolution}")
     x_min, x_max, y_min, y_max = bounds
     xs, ys = torch.linspace(x_min, x_max, resolution), torch.linspace(y_min, y_max, resolution)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (R, R) each, row = y

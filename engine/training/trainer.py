@@ -20,13 +20,15 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
 
+from engine import limits
 from engine import models
 from engine.data import augment
+from engine.models import pretrained
 from engine.models.heads import add_heads
 from engine.training import losses
 from engine.data.sets import Dataset, Split
@@ -34,7 +36,7 @@ from engine.device import RunRandomness, configure_threads, generator, pick_devi
 from engine.errors import UserInputError
 from engine.training.gradient_flow import dead_fractions
 from engine.training.groups import ParameterGroups, stages_of
-from engine.training.objective import Objective, head_sizes
+from engine.training.objective import Objective, head_sizes, label_heads
 from engine.training.optimizers import PLATEAU, Plateau, build_optimizer, optimizer_info, schedule_factor, schedule_info
 from engine.training.penalties import Penalties, proximal_l1_step, weight_statistics
 from engine.training.presets import preset
@@ -42,7 +44,7 @@ from engine.training.runs import History, Run
 from engine.training.targets import MIXINGS, Mixer, hard_labels, is_soft
 
 DIVERGENCE_FACTOR = 20.0  # a batch loss this many times the first one counts as diverged (cross-entropy: 20·ln 10 ≈ 46)
-EVAL_CHUNK = 1024  # images per forward pass when evaluating
+EVAL_CHUNK = 256  # images per forward pass when evaluating: also how often a Cancel is seen (≈ 0.3 s of resnet_small on a CPU)
 REPORTS_PER_EPOCH = 50  # default BatchEnd events per epoch: a live curve, one host sync per report
 CHANCE_MARGIN = 1.5  # train accuracy below 1.5 × chance counts as "at chance" for the dead-unit check
 STUCK_EPOCHS = 2  # epochs at chance before the dead-unit check runs
@@ -70,11 +72,13 @@ class TrainConfig:
     schedule: str = "constant"
     patience: int = 0  # early stopping after this many epochs without a better val loss; 0 = off
     restore_best: bool = True
-    augmentation: str = "none"
+    augmentation: str | list = "none"  # a preset name or a list of steps (engine.data.augment)
     seed: int = 0
     snapshots: bool = False  # keep the weights after every epoch (for trajectory planes)
-    # extra loss terms (engine.training.objective): head name -> {"weight": λ, "targets": class mapping}
+    # extra loss terms (engine.training.objective): head name -> {"weight": λ, "targets": class mapping
+    # or "labels": one of the data set's extra label sets}
     heads: dict = field(default_factory=dict)
+    main_weight: float = 1.0  # λ₀ of the main head's loss (multi-task learning: λ₀ L₀ + Σ λᵢ Lᵢ)
     l2: float = 0.0  # λ/2 ‖w‖² in the loss
     l1: float = 0.0  # λ ‖w‖₁
     l1_mode: str = "proximal"  # soft-thresholding after each step, or "subgradient" in the loss
@@ -177,8 +181,8 @@ def validate(config: TrainConfig, num_train: int) -> None:
     """Check the numbers a user types before anything is built; raise UserInputError naming the rule."""
     if not (config.lr > 0 and math.isfinite(config.lr)):
         raise UserInputError(f"learning rate must be a positive number; got {config.lr}")
-    if not 1 <= config.epochs <= 1000:
-        raise UserInputError(f"epochs must be between 1 and 1000; got {config.epochs}")
+    if not 1 <= config.epochs <= limits.MAX_EPOCHS:
+        raise UserInputError(f"epochs must be between 1 and {limits.MAX_EPOCHS}; got {config.epochs}")
     if not 1 <= config.batch_size <= num_train:
         raise UserInputError(f"batch size must be between 1 and the {num_train} training images; "
                              f"got {config.batch_size}")
@@ -188,12 +192,25 @@ def validate(config: TrainConfig, num_train: int) -> None:
     schedule_info(config.schedule)
     if config.mixing not in MIXINGS:
         raise UserInputError(f"mixing must be one of {', '.join(MIXINGS)}; got {config.mixing!r}")
-    if config.mixing != "none" and config.loss != "cross_entropy":
-        raise UserInputError(f"{config.mixing} makes probability targets, which only cross_entropy takes; "
+    mixing, _ = mixing_of(config)
+    if mixing != "none" and any(spec.get("labels") for spec in config.heads.values()):
+        raise UserInputError(f"{mixing} mixes images but not the extra label sets a head scores; "
+                             "train multi-task heads without mixing")
+    if mixing != "none" and config.loss != "cross_entropy":
+        raise UserInputError(f"{mixing} makes probability targets, which only cross_entropy takes; "
                              f"got loss {config.loss!r}")
     if config.report_every < 0:
         raise UserInputError(f"report_every must be ≥ 0 steps (0 = about {REPORTS_PER_EPOCH} per epoch); "
                              f"got {config.report_every}")
+
+
+def mixing_of(config: TrainConfig) -> tuple[str, float]:
+    """(kind, α) of the run's label mixing: the augmentation pipeline's last step, or `config.mixing`."""
+    in_pipeline = augment.label_mixing(config.augmentation)  # also checks every step of the pipeline
+    if in_pipeline and config.mixing != "none":
+        raise UserInputError(f"the augmentation already ends with {in_pipeline[0]}: set mixing to none, "
+                             f"or remove {in_pipeline[0]} from the augmentation")
+    return in_pipeline or (config.mixing, config.mixing_alpha)
 
 
 def model_config_for(config: TrainConfig, dataset: Dataset) -> models.ModelConfig:
@@ -204,15 +221,23 @@ def model_config_for(config: TrainConfig, dataset: Dataset) -> models.ModelConfi
 
 
 def evaluate(model: nn.Module, split: Split, loss_fn: Callable[[Tensor, Tensor], Tensor],
-             *, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
-    """Mean loss and accuracy of `model` on `split`, in eval mode, without gradients."""
+             *, chunk: int = EVAL_CHUNK, should_stop: Callable[[], bool] | None = None) -> tuple[float, float] | None:
+    """Mean loss and accuracy of `model` on `split`, in eval mode, without gradients.
+
+    None when `should_stop()` turns true first (checked per chunk: 10,000 test images take seconds on a CPU).
+    """
+    should_stop = should_stop or (lambda: False)
     total_loss, correct = 0.0, 0
     with models.evaluating(model), torch.no_grad():
         for start in range(0, len(split.y), chunk):
+            if should_stop():
+                return None
             x, y = split.x[start:start + chunk], split.y[start:start + chunk]
             logits = model(x)
             total_loss += float(loss_fn(logits, y)) * len(y)
             correct += int((logits.argmax(1) == hard_labels(y)).sum())
+    if should_stop():  # also an empty split ends a cancelled run
+        return None
     n = max(1, len(split.y))
     return total_loss / n, correct / n
 
@@ -229,7 +254,7 @@ def _to_device(split: Split, device: torch.device, channels_last: bool) -> Split
     x = split.x.to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return Split(x, split.y.to(device))
+    return Split(x, split.y.to(device), {name: y.to(device) for name, y in split.labels.items()})
 
 
 class Trainer:
@@ -238,6 +263,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset, *, device: torch.device | None = None,
                  model: nn.Module | None = None):
         validate(config, len(dataset.train.y))
+        if any(spec.get("labels") for spec in config.heads.values()):  # saved with its classes: rebuilds alone
+            config = replace(config, heads=label_heads(config.heads, dataset))
         self.config, self.dataset = config, dataset
         self.device = device or pick_device()
         self.model_config = model_config_for(config, dataset)
@@ -247,7 +274,9 @@ class Trainer:
                 model = add_heads(model, head_sizes(config.heads, dataset.num_classes), seed=config.seed)
         self.model = model.to(self.device)
         # channels_last speeds small CNNs on CPU by ~25–38% (measured here); harmless elsewhere.
-        self.channels_last = models.info(config.model).family == "cnn"
+        # A pretrained network being fine-tuned (engine.training.transfer) is the pretrained registry's.
+        family = (models.info(config.model) if config.model in models.names() else pretrained.info(config.model)).family
+        self.channels_last = family == "cnn"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_split = _to_device(dataset.train, self.device, self.channels_last)
@@ -273,8 +302,9 @@ class Trainer:
         self._frozen: list[nn.Module] = []
         self._set_lr(0)
         self.augment = augment.build(config.augmentation)
-        self.mixer = (Mixer(config.mixing, alpha=config.mixing_alpha, num_classes=dataset.num_classes,
-                            seed=config.seed) if config.mixing != "none" else None)
+        mixing, alpha = mixing_of(config)
+        self.mixer = (Mixer(mixing, alpha=alpha, num_classes=dataset.num_classes,
+                            seed=config.seed) if mixing != "none" else None)
         self.generator = generator(config.seed)  # shuffling and augmentation draws
         self.randomness = RunRandomness(config.seed, self.device)  # dropout draws
         self.history = History()
@@ -284,6 +314,7 @@ class Trainer:
 
     def _objective(self, model: nn.Module) -> Objective:
         return Objective(self.loss_fn, model, heads=self.config.heads, num_classes=self.dataset.num_classes,
+                         main_weight=self.config.main_weight,
                          penalties=self.penalties, device=self.device)
 
     def _weights(self) -> dict[str, Tensor]:
@@ -334,13 +365,14 @@ class Trainer:
                 return
             index = order[start:start + cfg.batch_size]
             x, y = split.x[index], split.y[index]
+            labels = {name: split.labels[name][index] for name in self.objective.label_sets.values()}
             if self.augment is not None:
                 x = self.augment(x, self.generator)
             if self.mixer is not None:
                 x, y = self.mixer(x, y, self.generator)
             with self.randomness.active():
-                logits, terms = self.objective(self.model(x), y)
-                loss = terms["data"] if len(terms) == 1 else sum(terms.values())
+                logits, terms = self.objective(self.model(x), y, labels)
+                loss = self.objective.total(terms)
             step = (epoch - 1) * self.steps_per_epoch + i + 1
             window.append(loss.detach())
             report = None
@@ -395,17 +427,21 @@ class Trainer:
             if epoch == 1 or self.groups.stage_at(epoch) is not self.groups.stage_at(epoch - 1):
                 self._start_stage(epoch, (epoch - 1) * self.steps_per_epoch)
             for event in self._train_epoch(epoch, should_stop):
-                yield event
                 if isinstance(event, Diverged):
-                    self.model.load_state_dict(last_good)  # keep the last weights that were finite
+                    # the last weights that were finite, back before anyone sees the event: a page
+                    # stores the Run it receives with it (engine.training.interleaved's snapshot)
+                    self.model.load_state_dict(last_good)
                     history.diverged_at = event.step
+                    yield event
                     return
-            if should_stop():
+                yield event
+            seconds = self._compute_seconds
+            measured = evaluate(self.model, self.val_split, self.loss_fn, should_stop=should_stop)
+            if measured is None:  # cancelled during the epoch or its validation: that epoch is not kept
                 history.stopped_reason = "cancelled"
                 yield Stopped(epoch, "cancelled")
                 break
-            seconds = self._compute_seconds
-            val_loss, val_acc = evaluate(self.model, self.val_split, self.loss_fn)
+            val_loss, val_acc = measured
             if not math.isfinite(val_loss):
                 self.model.load_state_dict(last_good)
                 history.diverged_at = epoch * self.steps_per_epoch
@@ -439,8 +475,10 @@ class Trainer:
                 break
         if cfg.patience and cfg.restore_best and best_state is not None:
             self.model.load_state_dict(best_state)
-        if self.test_split is not None:
-            history.test_loss, history.test_acc = evaluate(self.model, self.test_split, self.loss_fn)
+        if self.test_split is not None:  # a cancelled run ends at once, without a test accuracy
+            measured = evaluate(self.model, self.test_split, self.loss_fn, should_stop=should_stop)
+            if measured is not None:
+                history.test_loss, history.test_acc = measured
         history.total_seconds = time.perf_counter() - started
         yield Done(history.test_loss, history.test_acc, history.total_seconds, len(history.epoch),
                    history.best_epoch, history.mean_images_per_s())
@@ -463,13 +501,15 @@ class Trainer:
         optimizer = build_optimizer(self.config.optimizer, probe.parameters(), lr=self.config.lr)
         x = self.train_split.x[:self.config.batch_size]
         y = self.train_split.y[:self.config.batch_size]
-        timings = []
+        timings, draws = [], generator(self.config.seed)  # augmentation draws of its own: the run's stay untouched
         for _ in range(probe_steps + 1):  # the first step warms up kernels and is not counted
             start = time.perf_counter()
+            batch = x if self.augment is None else self.augment(x, draws)
             optimizer.zero_grad(set_to_none=True)
             with seeded(self.config.seed, self.device):  # the probe's dropout must not draw from a run's state
-                _, terms = objective(probe(x), y)
-                loss = sum(terms.values())
+                labels = {name: self.train_split.labels[name][:len(y)] for name in objective.label_sets.values()}
+                _, terms = objective(probe(batch), y, labels)
+                loss = objective.total(terms)
             loss.backward()
             optimizer.step()
             timings.append(time.perf_counter() - start)

@@ -20,11 +20,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import diverging, make_colorscale
 
-from ui.figures.train import PALETTE, apply_theme
+from ui.figures.train import ASSUMED_WIDTH, PALETTE, PRESENTER_ASSUMED_WIDTH, apply_theme, text_size, wrap_title
 
 WINDOW, WINNER, PAD = PALETTE[1], PALETTE[5], "rgba(128, 128, 128, 0.35)"
 DIVERGING = make_colorscale(diverging.RdBu_r)  # ColorBrewer RdBu: negative blue, 0 white, positive red
-CELL_PX = 34  # pixels per grid cell; keeps numbers readable
+CELL_PX, PRESENTER_CELL_PX = 34, 52  # pixels per grid cell: room for a number like -0.57 at the text size
+PRODUCT_CELL_PX, PRESENTER_PRODUCT_CELL_PX = (78, 62), (124, 84)  # (width, height) of 'x×w =p' cells
+MAX_PRESENTER_WIDTH = 880  # pixels: a presenter-mode grid fits a 1280-px screen beside the sidebar
 MAX_TEXT_CELLS = 900  # above this a grid drops its per-cell numbers
 
 
@@ -55,26 +57,38 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _figure(data: list[dict], layout: dict, presenter: bool) -> go.Figure:
-    themed = _merge(copy.deepcopy(_theme(presenter, bool(layout.get("title", {}).get("text")))), layout)
+    """The theme under `layout`; as apply_theme does, the title wrapped to the width, cell numbers sized."""
+    title = layout.get("title", {}).get("text")
+    themed = _merge(copy.deepcopy(_theme(presenter, bool(title))), layout)
+    if title:
+        size = themed["title"]["font"]["size"]
+        width = layout.get("width") or (PRESENTER_ASSUMED_WIDTH if presenter else ASSUMED_WIDTH)
+        themed["title"]["text"] = wrapped = wrap_title(title, width, size)
+        themed["margin"]["t"] = themed["margin"].get("t", 0) + round(1.3 * size * wrapped.count("<br>"))
+    for trace in data:
+        if trace["type"] == "heatmap":
+            trace.setdefault("textfont", dict(size=text_size(presenter)))
     return go.Figure(dict(data=data, layout=themed), _validate=False)
 
 
-def _grid_axes(rows: int, cols: int, labels: tuple[Sequence[int], Sequence[int]] | None = None) -> dict:
+def _grid_axes(rows: int, cols: int, labels: tuple[Sequence[int], Sequence[int]] | None = None, *,
+               cell: tuple[int, int] = (CELL_PX, CELL_PX)) -> dict:
     yaxis = dict(autorange="reversed", scaleanchor="x", showgrid=False, zeroline=False)
     xaxis = dict(showgrid=False, zeroline=False, side="top")
     if labels:
         yaxis |= dict(tickmode="array", tickvals=list(range(rows)), ticktext=[str(v) for v in labels[0]])
         xaxis |= dict(tickmode="array", tickvals=list(range(cols)), ticktext=[str(v) for v in labels[1]])
-    return dict(xaxis=xaxis, yaxis=yaxis, height=max(160, CELL_PX * rows + 110), width=max(200, CELL_PX * cols + 60),
+    return dict(xaxis=xaxis, yaxis=yaxis, height=max(160, cell[1] * rows + 110), width=max(200, cell[0] * cols + 60),
                 margin=dict(t=80))  # room for the title above the column numbers
 
 
 def number_grid(values: np.ndarray, *, title: str = "", window: Iterable[tuple[int, int]] = (),
                 padding: int | tuple[int, int] = 0, winners: Iterable[tuple[int, int]] = (),
-                text: Sequence[Sequence[str]] | None = None, presenter: bool = False) -> go.Figure:
+                text: Sequence[Sequence[str]] | None = None, cell: tuple[int, int] | None = None,
+                presenter: bool = False) -> go.Figure:
     """A 2-D array as a heatmap with its numbers; `window` cells outlined, the outer `padding` ring shaded.
 
-    Axis labels are input coordinates, so padding rows read −1, −2, …
+    Axis labels are input coordinates, so padding rows read −1, −2, … `cell` is (width, height) in pixels.
     """
     values = np.asarray(values, dtype=np.float64)
     rows, cols = values.shape
@@ -96,7 +110,17 @@ def number_grid(values: np.ndarray, *, title: str = "", window: Iterable[tuple[i
                                    line=dict(width=0)))
     shapes += _cells(winners, WINNER, 4) + _cells(window, WINDOW, 3)
     labels = (range(-before, rows - before), range(-before, cols - before))
-    return _figure([heatmap], dict(title=dict(text=title), shapes=shapes) | _grid_axes(rows, cols, labels), presenter)
+    cell = cell or _cell(presenter, cols)
+    return _figure([heatmap], dict(title=dict(text=title), shapes=shapes) | _grid_axes(rows, cols, labels, cell=cell),
+                   presenter)
+
+
+def _cell(presenter: bool, cols: int) -> tuple[int, int]:
+    """A grid cell's size: larger numbers need larger cells, though a wide grid still fits the screen."""
+    if not presenter:
+        return CELL_PX, CELL_PX
+    side = max(CELL_PX, min(PRESENTER_CELL_PX, (MAX_PRESENTER_WIDTH - 60) // max(1, cols)))
+    return side, side
 
 
 def products_grid(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, total: float, *,
@@ -104,8 +128,12 @@ def products_grid(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, t
     """Each cell 'input × weight = product'; the title gives the sum."""
     text = [[f"{_fmt(x)}×{_fmt(w)}<br>={_fmt(p)}" for x, w, p in zip(*rows)] for rows in zip(patch, kernel, products)]
     k = len(kernel)
-    fig = number_grid(products, text=text, presenter=presenter, title=f"Products, sum = {_fmt(total)}")
-    fig.layout.height, fig.layout.width = max(180, 62 * k + 90), max(220, 78 * k + 60)
+    width, height = PRESENTER_PRODUCT_CELL_PX if presenter else PRODUCT_CELL_PX
+    if presenter:
+        width = max(PRODUCT_CELL_PX[0], min(width, (MAX_PRESENTER_WIDTH - 60) // k))
+    fig = number_grid(products, text=text, presenter=presenter, title=f"Products, sum = {_fmt(total)}",
+                      cell=(width, height))
+    fig.layout.height, fig.layout.width = max(180, height * k + 90), max(220, width * k + 60)
     fig.layout.xaxis.showticklabels = fig.layout.yaxis.showticklabels = False
     return fig
 
@@ -123,7 +151,8 @@ def footprint(kernel: np.ndarray, dilation: int, *, presenter: bool = False) -> 
                    hovertemplate="offset (%{y}, %{x}): %{z}<extra></extra>")
     if span <= 30:
         heatmap["texttemplate"] = "%{text}"
-    layout = dict(title=dict(text=f"{k}×{k} kernel, dilation {dilation}: spans {span}×{span}")) | _grid_axes(span, span)
+    layout = (dict(title=dict(text=f"{k}×{k} kernel, dilation {dilation}: spans {span}×{span}"))
+              | _grid_axes(span, span, cell=_cell(presenter, span)))
     layout["width"] = max(layout["width"], 340)  # room for the title
     return _figure([heatmap], layout, presenter)
 

@@ -11,6 +11,7 @@ References:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,19 +21,68 @@ import plotly.graph_objects as go
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442")
 SEQUENTIAL = "Viridis"  # perceptually uniform and colour-blind safe
 FONT_SIZE, PRESENTER_FONT_SIZE = 14, 22  # pixels
+# Numbers drawn inside a plot (heatmap cells, bar labels): plotly shrinks them to fit their cell or
+# bar (to ~8 px on a 10-class confusion matrix), so their size is set; ≥ 16 px reads from a room's back.
+TEXT_SIZE, PRESENTER_TEXT_SIZE = 12, 18  # pixels
+# Plotly never wraps a title: a long one runs off the figure. Titles are wrapped for the figure's own
+# width, or where it fills its container for this width: a chart column's narrowest in presenter
+# mode (its CSS, ui/sidebar.py) and a half-width column of a 1280-px laptop screen otherwise.
+ASSUMED_WIDTH, PRESENTER_ASSUMED_WIDTH = 420, 560  # pixels
+CHAR_WIDTH = 0.55  # average glyph width of plotly's sans-serif, in ems
 GRID = "rgba(128, 128, 128, 0.25)"  # a gray that reads on light and dark backgrounds
 MAX_CELL_TEXT = 20  # classes; above this the confusion matrix drops its per-cell counts
 MARKERS_UP_TO = 30  # epochs; longer curves are drawn as plain lines
 
 
+def text_size(presenter: bool = False) -> int:
+    """Font size of numbers inside a plot's cells and bars."""
+    return PRESENTER_TEXT_SIZE if presenter else TEXT_SIZE
+
+
+def _wrapped(words: list[str], room: int) -> list[str]:
+    lines, line = [], ""
+    for word in words:
+        if line and len(re.sub(r"<[^>]+>", "", f"{line} {word}")) > room:  # tags take no room
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line]
+
+
+def wrap_title(title: str, width_px: float, font_px: float) -> str:
+    """`title` with `<br>` between words where a line would be wider than `width_px` at `font_px`,
+    in lines of about equal length."""
+    room = max(12, int((width_px - 20) / (CHAR_WIDTH * font_px)))  # characters per line
+    lines = []
+    for part in title.split("<br>"):
+        words = part.split(" ")
+        count = len(_wrapped(words, room))
+        lines += next((_wrapped(words, r) for r in range(math.ceil(len(part) / count), room)
+                       if len(_wrapped(words, r)) == count), _wrapped(words, room))
+    return "<br>".join(lines)
+
+
 def apply_theme(fig: go.Figure, presenter: bool = False) -> go.Figure:
-    """Font sizes for a laptop or a projector, transparent backgrounds, soft grid; returns `fig`."""
+    """Font sizes for a laptop or a projector, transparent backgrounds, soft grid, titles that fit; returns `fig`."""
     size = PRESENTER_FONT_SIZE if presenter else FONT_SIZE
+    title, title_size = fig.layout.title.text, size + 4
+    if title:
+        width = fig.layout.width or (PRESENTER_ASSUMED_WIDTH if presenter else ASSUMED_WIDTH)
+        title = wrap_title(title, width, title_size)
+    lines = title.count("<br>") + 1 if title else 0
     fig.update_layout(
         font=dict(size=size), paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        margin=dict(l=10, r=10, t=50 if fig.layout.title.text else 20, b=10),
+        margin=dict(l=10, r=10, t=20 + round(1.3 * title_size * lines) if title else 20, b=10),
         legend=dict(font=dict(size=size - 2)), hoverlabel=dict(font=dict(size=size)),
+        # bar labels inside their bars shrink to fit; here they stay readable, overflowing if need be
+        uniformtext=dict(minsize=text_size(presenter), mode="show"),
     )
+    if title:
+        fig.update_layout(title=dict(text=title, font=dict(size=title_size)))
+    for trace in fig.data:
+        if trace.type == "heatmap" and trace.textfont.size is None:  # plotly would fit the text to the cell
+            trace.textfont.size = text_size(presenter)
     fig.update_xaxes(gridcolor=GRID, zerolinecolor=GRID, title_font=dict(size=size), tickfont=dict(size=size - 2))
     fig.update_yaxes(gridcolor=GRID, zerolinecolor=GRID, title_font=dict(size=size), tickfont=dict(size=size - 2))
     return fig
@@ -99,7 +149,7 @@ def confusion_matrix(matrix: Sequence[Sequence[float]], class_names: Sequence[st
                       tickformat=".0%" if normalize else None),
         hovertemplate="true %{y}, predicted %{x}: %{text}"
                       + (" (%{z:.0%} of the true class)" if normalize else "") + "<extra></extra>"))
-    fig.update_layout(title="Confusion matrix", height=max(420, 160 + 28 * len(names)))
+    fig.update_layout(title="Confusion matrix", height=max(420, 160 + (44 if presenter else 28) * len(names)))
     fig.update_xaxes(title="predicted class", type="category", side="bottom", showgrid=False)
     fig.update_yaxes(title="true class", type="category", autorange="reversed", showgrid=False)
     apply_theme(fig, presenter)

@@ -1,0 +1,59 @@
+"""AppTests for the Residual learning page: it trains plain vs residual nets, runs the lesion study, and
+survives random widgets and button presses."""
+
+from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
+
+PAGE = "app_pages/architectures/residual.py"
+TINY = {"depths": "8,14", "ep": "1"}  # what a pressed Train button trains stays a few seconds
+
+
+def test_residual_page_opens_with_the_path_histogram():
+    at = run_page(PAGE)
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1  # the paths need no training
+    assert at.button(key="res.train.start")
+    assert any("F(x)" in latex.value for latex in at.latex)
+
+
+def test_residual_page_trains_both_nets_then_lesions_them():
+    at = run_page(PAGE, query_params=TINY, timeout=120)
+    at.button(key="res.train.start").click().run(timeout=120)
+    finish_jobs(at)
+    assert_no_exception(at)
+    names = sorted(at.session_state["res.train.runs"])
+    assert names == ["plain-14 on digits", "plain-8 on digits", "residual-14 on digits", "residual-8 on digits"]
+    assert len(at.get("plotly_chart")) == 3  # training curves, final loss by depth, paths
+    assert at.selectbox(key="res.lesion_depth").value == 14
+    at.button(key="res.lesion.start").click().run(timeout=120)
+    finish_jobs(at)
+    assert_no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 5  # + lesion bars and the remove-k curve
+    lesions = at.session_state["res.lesion.result"][1]
+    assert set(lesions) == {"residual", "plain"}
+    assert [r.block for r in lesions["plain"].not_removable] == ["stage2.0", "stage3.0"]
+    assert len(lesions["residual"].removed) == 6 and not lesions["residual"].not_removable
+    randomize_widgets(at, rounds=3, seed=4, timeout=180, skip_keys={"res.depths", "res.epochs", "res.data",
+                                                                    "global.seed"})
+    assert_no_exception(at)
+
+
+def test_residual_page_survives_random_widgets():
+    at = run_page(PAGE, query_params=TINY, timeout=120)
+    # depths, epochs and data stay tiny so a pressed Train button stays quick; the rest is random
+    randomize_widgets(at, rounds=4, seed=1, timeout=180, skip_keys={"res.depths", "res.epochs", "res.data",
+                                                                    "global.seed"})
+    assert_no_exception(at)
+
+
+def test_one_depth_is_a_message_and_the_lessons_links_open_without_warnings():
+    at = run_page(PAGE, query_params={"depths": "20"})
+    assert any("at least two" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1  # the paths still show
+    from ui.lessons import app_links, lesson_by_slug
+
+    links = [query for _, path, query in app_links(lesson_by_slug("10_residual_learning").body)]
+    assert {q.get("preset") for q in links} == {"degradation", "quick", "very_deep", "paths"}  # every preset
+    for query in links:
+        at = run_page(PAGE, query_params=query)
+        assert not at.warning and not at.error, (query, [w.value for w in at.warning])
