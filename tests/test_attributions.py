@@ -181,12 +181,14 @@ def test_grad_cam_starts_at_a_layer_with_a_map_wider_than_a_blob():
 
 def test_an_empty_grad_cam_map_says_why():
     assert A.attribute(_cnn(), _image(), "grad_cam", target=1, layer="block2").note is None  # a map: no note
-    empty = A.attribute(_NegativeCam(), torch.rand(1, 1, 8, 8), "grad_cam", target=0, layer="conv")
-    assert not empty.heat.any() and "The map is empty" in empty.note and "conv" in empty.note
+    torch.manual_seed(0)
+    empty = A.attribute(_NegativeCam(), torch.rand(1, 1, 8, 8), "grad_cam", target=0, layer="act")
+    assert not empty.heat.any() and "The map is empty" in empty.note and "act" in empty.note
 
 
 class _NegativeCam(nn.Module):
-    """conv → ReLU → mean, class 0 scored as minus the mean: every α_k is negative, the map is all zero."""
+    """conv → ReLU → mean, class 0 scored as minus the mean: at the ReLU's output (≥ 0) every α_k is
+    negative, so the map is all zero."""
 
     def __init__(self):
         super().__init__()
