@@ -10,6 +10,7 @@ References:
 from __future__ import annotations
 
 import functools
+import json
 import math
 import random
 import re
@@ -76,6 +77,14 @@ def run_page(
     at.switch_page(page_file).run()
     assert_no_exception(at, page_file)
     return at
+
+
+def chart_text(at: AppTest) -> str:
+    """Every plotly chart's JSON as one string, readable: unicode as is and titles unwrapped (a title too
+    long for its column is wrapped with <br>, so its words are searched as one line)."""
+    specs = (json.dumps(json.loads(chart.proto.spec), ensure_ascii=False, separators=(",", ":"))
+             for chart in at.get("plotly_chart"))
+    return " ".join(specs).replace("<br>", " ")
 
 
 def shown_by_browser(widget) -> Any:
@@ -239,7 +248,9 @@ def _randomize(w, rng: random.Random, texts: dict[str, Sequence[str]], bounds=No
     """Give `w` a random valid value (inside `bounds` where given); describe what was set, or None where nothing was."""
     options = list(getattr(w, "options", None) or [])
     if bounds is not None and not _is_range(bounds) and options:
-        options = [o for o in options if o in bounds] or options
+        kept = [o for o in options if o in bounds]
+        assert kept, f"narrow: none of {sorted(bounds)} is an option of {_name(w)}; its options are {options}"
+        options = kept
     if w.type == "number_input":
         p = w.proto
         step = p.step or 1

@@ -3,7 +3,7 @@
 import pytest
 
 from ui.topics import page_file_for
-from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page
 
 ACTIVATIONS = "app_pages/building_blocks/activations.py"
 GRADIENT_FLOW = "app_pages/building_blocks/gradient_flow.py"
@@ -11,14 +11,11 @@ NORMALIZATION = "app_pages/building_blocks/normalization.py"
 PREPROCESSING = "app_pages/building_blocks/preprocessing.py"
 
 
-def _specs(at) -> str:
-    return " ".join(p.proto.spec for p in at.get("plotly_chart"))
-
 
 def test_activations_page_draws_curves_and_formulas():
     at = run_page(ACTIVATIONS, query_params={"show": "relu,softplus,maxout"})
     assert at.multiselect(key="act.show").value == ["relu", "softplus", "maxout"]
-    assert "f(x) solid" in _specs(at)
+    assert "f(x) solid" in chart_text(at)
     latex = " ".join(e.value for e in at.latex)
     assert r"\log(1 + e^{x})" in latex and r"\max(0, x)" in latex
 
@@ -28,7 +25,7 @@ def test_activations_page_dead_relu_demo_trains_and_measures(monkeypatch):
     at.button(key="act.dead.start").click().run()
     finish_jobs(at)
     assert_no_exception(at, "after training the dead-ReLU demo")
-    assert "Dead units" in _specs(at)
+    assert "Dead units" in chart_text(at)
     assert len(at.session_state["act.dead.runs"]) == 3
 
 
@@ -57,7 +54,7 @@ def test_page_survives_random_widgets(page):
 
 def test_gradient_flow_page_shows_vanishing_and_kaiming():
     at = run_page(GRADIENT_FLOW, query_params={"preset": "vanishing", "depth": "8", "width": "32"})
-    specs = _specs(at)
+    specs = chart_text(at)
     assert "Gradient norm" in specs and "Activation std per layer" in specs and "Dead units per layer" in specs
     assert at.session_state["flow.depth"] == 8
 
@@ -77,7 +74,7 @@ def test_gradient_flow_page_caps_memory():
 
 def test_normalization_page_shows_every_section_and_folding():
     at = run_page(NORMALIZATION)
-    specs = _specs(at)
+    specs = chart_text(at)
     for fragment in ("The same batch through BatchNorm", "Running statistics", "undo the standardization", "batch companions",
                      "BatchNorm: over N, H, W", "InstanceNorm: over H, W"):
         assert fragment in specs, fragment
@@ -95,7 +92,7 @@ def test_normalization_page_trains_with_and_without_bn():
 
 def test_preprocessing_page_standardizes():
     at = run_page(PREPROCESSING, query_params={"data": "digits", "mode": "standardize", "n": "300"})
-    assert "Pixel values per channel" in _specs(at)
+    assert "Pixel values per channel" in chart_text(at)
     assert at.dataframe and len(at.image) >= 3  # mean image, before, after
 
 

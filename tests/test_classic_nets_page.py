@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page
 
 PAGE = "app_pages/architectures/classic_nets.py"
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def test_page_plans_trains_and_compares_the_chosen_nets():
     table = at.dataframe[-1].value
     assert {"test accuracy", "parameters", "MACs per image", "s per epoch"} <= set(table.columns)
     assert len(table) == 3 and table["test accuracy"].notna().all() and (table["s per epoch"] > 0).all()
-    specs = " ".join(p.proto.spec for p in at.get("plotly_chart"))
+    specs = chart_text(at)
     assert "Test accuracy against parameters" in specs and "Test accuracy against MACs per image" in specs
     assert len(at.session_state["runs"]) == 3
 

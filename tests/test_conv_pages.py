@@ -4,7 +4,7 @@ import pytest
 
 from engine.layers import receptive_field as rf
 from ui.topics import page_file_for
-from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, chart_text, randomize_widgets, run_page
 
 PLAYGROUND, POOLING, RF = "app_pages/convolution/conv_playground.py", "app_pages/convolution/pooling.py", "app_pages/convolution/receptive_field.py"
 EDITORS = {"conv.cells.editor.7", "conv.keditor.3", "pool.cells.editor.7", "pool.mixer.luma"}
@@ -85,12 +85,12 @@ def test_playground_sample_and_play_toggle():
 
 def test_pooling_shows_winners_and_pytorch_sizes():
     at = run_page(POOLING)
-    specs = " ".join(p.proto.spec for p in at.get("plotly_chart"))
+    specs = chart_text(at)
     assert "winners outlined" in specs
     assert "(1, 3, 3)" in specs  # 7×7 grid, 2×2 max pool, stride 2
     assert any("nn.MaxPool2d(kernel_size=2)" in c.value for c in at.code)
     at = run_page(POOLING, query_params={"ceil": "true"})
-    assert "(1, 4, 4)" in " ".join(p.proto.spec for p in at.get("plotly_chart"))
+    assert "(1, 4, 4)" in chart_text(at)
 
 
 def test_pooling_refuses_padding_over_half_the_kernel():

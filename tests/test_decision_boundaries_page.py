@@ -3,7 +3,7 @@
 import re
 
 from engine.training import toy2d
-from tests.apptest_helpers import assert_no_exception, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, chart_text, randomize_widgets, run_page
 
 PAGE = "app_pages/start/decision_boundaries.py"
 
@@ -34,7 +34,7 @@ def test_step_trains_and_the_statement_states_this_runs_numbers():
     assert f"**{linear:.1%}**" in text and "cannot separate" in text
     assert f"**{_metric(at, 'Train accuracy')}**" in text and "after 60 steps" in text
     assert "16 hidden units" in text
-    assert "unit 8" in " ".join(p.proto.spec for p in at.get("plotly_chart"))  # one tile per first-layer unit
+    assert "unit 8" in chart_text(at)  # one tile per first-layer unit
     at.button(key="db.reset").click().run()
     assert _metric(at, "Steps") == "0"
 
@@ -44,7 +44,7 @@ def test_settings_change_resets_and_linear_model_has_no_tiles():
     at.button(key="db.step").click().run()
     assert _metric(at, "Steps") == "10"
     assert "The linear classifier" in _statement(at)
-    assert "unit 1" not in " ".join(p.proto.spec for p in at.get("plotly_chart"))
+    assert "unit 1" not in chart_text(at)
     at.selectbox(key="db.data").set_value("spiral").run()
     assert _metric(at, "Steps") == "0"  # new data, new model
     at.select_slider(key="db.lr").set_value(0.1).run()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import data, models
-from engine.jobs import Progress, Result, run_events, with_progress
+from engine.jobs import Result, run_events, with_progress
 from engine.training.interleaved import train_interleaved
 from engine.training.optimizers import optimizer_names
 from engine.training.trainer import Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page, shown_by_browser
+from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page, shown_by_browser
 
 TRAIN_LAB = "app_pages/start/train_lab.py"
 
@@ -56,7 +56,7 @@ def test_train_lab_trains_and_shows_results():
     assert_no_exception(at, "after Train")
     accuracy = _metric(at, "Test accuracy")
     assert accuracy.endswith("%") and float(accuracy[:-1]) > 50
-    specs = " ".join(p.proto.spec for p in at.get("plotly_chart"))
+    specs = chart_text(at)
     assert "Confusion matrix" in specs and "predicted class" in specs and "Loss (dashed" in specs
     assert len(at.session_state["runs"]) == 1
 

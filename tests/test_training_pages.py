@@ -1,15 +1,12 @@
 """AppTests of the optimizer, landscape, losses and mini-batch pages: widgets fuzzed, buttons clicked."""
 
-from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
+from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page
 
-
-def _specs(at) -> str:
-    return " ".join(p.proto.spec for p in at.get("plotly_chart"))
 
 
 def test_optimizers_page_draws_paths_and_survives_random_widgets():
     at = run_page("app_pages/training/optimizers.py", query_params={"steps": "60"})
-    assert "Contours" in at.tabs[0].label and "Loss per step" in _specs(at)
+    assert "Contours" in at.tabs[0].label and "Loss per step" in chart_text(at)
     at.button(key="opt.preset.too_large").click().run()
     assert_no_exception(at, "too large preset")
     assert any("diverged at step" in w.value for w in at.warning)
@@ -27,12 +24,12 @@ def test_landscape_page_trains_and_draws_line_plane_and_paths():
     at.button(key="land.train.start").click().run(timeout=180)
     finish_jobs(at)
     assert_no_exception(at, "after training the demo")
-    specs = _specs(at)
+    specs = chart_text(at)
     assert "accuracy" in specs and '"type":"contour"' in specs and '"type":"surface"' in specs
     at.radio(key="land.kind").set_value("pca").run(timeout=120)
     finish_jobs(at)
     assert_no_exception(at, "PCA plane")
-    assert "PC 1" in _specs(at)
+    assert "PC 1" in chart_text(at)
     refine = [b for b in at.button if b.key and b.key.endswith(".fine.start")]
     refine[0].click().run(timeout=120)
     finish_jobs(at)
@@ -47,7 +44,7 @@ def test_landscape_page_bad_url_values_warn_instead_of_crashing():
 
 def test_losses_page_curves_and_random_widgets():
     at = run_page("app_pages/training/losses.py", query_params={"ep": "1"})
-    specs = _specs(at)
+    specs = chart_text(at)
     assert "Loss of one example" in specs and "Gradient dL" in specs and "label smoothing" in specs
     randomize_widgets(at, rounds=3, seed=0, timeout=120, skip_keys={"loss.chosen", "loss.epochs"})
 
@@ -58,12 +55,12 @@ def test_losses_page_trains_two_losses():
     at.button(key="loss.train.start").click().run(timeout=120)
     finish_jobs(at)
     assert_no_exception(at, "after training")
-    assert len(at.session_state["loss.train.runs"]) == 2 and "Accuracy" in _specs(at)
+    assert len(at.session_state["loss.train.runs"]) == 2 and "Accuracy" in chart_text(at)
 
 
 def test_minibatch_page_noise_schedules_and_range_test():
     at = run_page("app_pages/training/minibatch.py", query_params={"reps": "5", "steps": "30", "model": "linear"}, timeout=120)
-    specs = _specs(at)
+    specs = chart_text(at)
     assert "Error of the mini-batch gradient" in specs and "Cosine annealing" in specs
     at.button(key="mb.range.start").click().run(timeout=120)
     finish_jobs(at)

@@ -165,7 +165,8 @@ def kernel_ui(prefix: str, size: int) -> Tensor | None:
 # ---- formulas -------------------------------------------------------------------------------------------
 
 def output_size_latex(config: ConvConfig | PoolConfig, n: int, axis: str = "") -> str:
-    """The output-size formula, then the same with this layer's numbers, then the result."""
+    """The output-size formula, then (on a line of its own, so it fits a projector's width) the same
+    with this layer's numbers and the result."""
     is_pool = isinstance(config, PoolConfig)
     stride = config.step if is_pool else config.stride
     before, after = conv.padding_amounts(config.kernel_size, config.padding, config.dilation)
@@ -176,17 +177,16 @@ def output_size_latex(config: ConvConfig | PoolConfig, n: int, axis: str = "") -
     name = f"{axis}_{{out}}" if axis else "N_{out}"
     pads = f"2\\cdot {before}" if before == after else f"({before}+{after})"
     if not is_pool and config.transposed:
-        return (f"\\begin{{gathered}}{name} = (N-1)S - 2P + D(K-1) + P_{{out}} + 1 \\\\ = ({n}-1)\\cdot {stride} - "
-                f"{pads} + {d}\\cdot({k}-1) + {config.output_padding} + 1 = {out}\\end{{gathered}}")
+        return (f"\\begin{{aligned}}{name} &= (N-1)S - 2P + D(K-1) + P_{{out}} + 1 \\\\ &= ({n}-1)\\cdot {stride} - "
+                f"{pads} + {d}\\cdot({k}-1) + {config.output_padding} + 1 = {out}\\end{{aligned}}")
     lo, hi = ("\\lceil", "\\rceil") if is_pool and config.ceil_mode else ("\\lfloor", "\\rfloor")
     top = n + before + after - d * (k - 1) - 1
     rounding = "rounded up" if is_pool and config.ceil_mode else "rounded down"
-    formula = (f"{name} = \\left{lo} \\frac{{N + 2P - D(K-1) - 1}}{{S}} \\right{hi} + 1 = \\left{lo} "
+    formula = (f"{name} &= \\left{lo} \\frac{{N + 2P - D(K-1) - 1}}{{S}} \\right{hi} + 1 \\\\ &= \\left{lo} "
                f"\\frac{{{n} + {pads} - {d}\\cdot({k}-1) - 1}}{{{stride}}} \\right{hi} + 1 = {out}")
-    if top % stride == 0:
-        return formula
-    return (f"\\begin{{gathered}}{formula} \\\\ \\text{{{top}/{stride} is not a whole number: "
-            f"PyTorch {rounding}}}\\end{{gathered}}")
+    if top % stride:
+        formula += f" \\\\ & \\text{{({top}/{stride} is not a whole number: PyTorch {rounding})}}"
+    return f"\\begin{{aligned}}{formula}\\end{{aligned}}"
 
 
 # ---- showing maps ---------------------------------------------------------------------------------------

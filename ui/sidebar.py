@@ -11,17 +11,18 @@ PRESENTER_KEY = "global.presenter"
 # Streamlit sizes text, widgets and metrics in rem, so one root size scales them all: metric values
 # 2.25rem = 50 px, labels 19 px. Paragraph rules name st.markdown's own element, not every markdown
 # container: metric values, buttons and labels are markdown too, and 1.15rem made metric values
-# *smaller* (25 px). Labels and page names wrap instead of ending in "…"; the side padding (5rem =
-# 110 px at this size) shrinks; a column holding a chart is never narrower than a readable chart,
-# wrapping under its neighbour instead (ui/figures/train.py wraps titles for that width).
+# *smaller* (25 px). Metrics and page names wrap instead of ending in "…"; the side padding (5rem =
+# 110 px at this size) shrinks; a column holding a chart or a formula is never narrower than a
+# readable chart, wrapping under its neighbour instead (ui/figures/train.py wraps titles for that width).
 _PRESENTER_CSS = """
 <style>
 html { font-size: 22px; }
 [data-testid="stMarkdown"] [data-testid="stMarkdownContainer"] :is(p, li) { font-size: 1.1rem; }
 [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; padding-top: 3rem; }
-:is([data-testid="stMetricLabel"], [data-testid="stSidebarNav"] a) *:not([data-testid="stIconMaterial"]) {
+:is([data-testid="stMetricLabel"], [data-testid="stMetricValue"], [data-testid="stSidebarNav"])
+  :is(:has(> [data-testid="stMarkdownContainer"]), [data-testid="stMarkdownContainer"], p) {
   white-space: normal; overflow: visible; text-overflow: clip; min-width: 0; }
-[data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) { min-width: min(100%, 560px); }
+[data-testid="stColumn"]:is(:has([data-testid="stPlotlyChart"]), :has(.katex-display)) { min-width: min(100%, 560px); }
 </style>
 """
 

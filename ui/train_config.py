@@ -157,7 +157,8 @@ def _model_options(name: str) -> dict:
     widgets = {
         "activation": lambda: st.selectbox("Activation", models.activation_names(), key="train.activation",
                                            help="The non-linearity after each layer."),
-        "norm": lambda: st.selectbox("Normalization", models.norm_names(), key="train.norm",
+        "norm": lambda: st.selectbox("Normalization", models.norm_names(linear=models.info(name).family == "mlp"),
+                                     key="train.norm",
                                      help="Normalize activations after each layer (BatchNorm etc.)."),
         "dropout": lambda: st.slider("Dropout p", 0.0, 0.9, step=0.05, key="train.dropout",
                                      help="Probability of zeroing a unit during training (regularization)."),

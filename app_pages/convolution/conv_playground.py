@@ -38,9 +38,10 @@ def formulas_ui(config, image) -> None:
     if width != height:
         st.latex(output_size_latex(config, width, "W"))
     params = conv.conv_cost(config, height, width).params
-    st.latex(r"\text{params} = C_{out}\cdot\tfrac{C_{in}}{\text{groups}}\cdot K^2 + C_{out}\,[\text{bias}] = "
+    st.latex(r"\begin{aligned}\text{params} &= C_{out}\cdot\tfrac{C_{in}}{\text{groups}}\cdot K^2 + C_{out}\,"
+             r"[\text{bias}] \\ &= "
              f"{config.out_channels}\\cdot\\tfrac{{{config.in_channels}}}{{{config.groups}}}\\cdot{config.kernel_size}^2"
-             + (f" + {config.out_channels}" if config.bias else "") + f" = {params:,}")
+             + (f" + {config.out_channels}" if config.bias else "") + f" = {params:,}" + r"\end{aligned}")
     if not config.transposed and config.padding != "same":
         rule = (height, config.kernel_size, config.stride, config.padding, config.dilation)
         if coverage.unread_rows(*rule):

@@ -81,6 +81,9 @@ def render_range_test() -> None:
     steps = b.slider("Steps", 20, 1000, key="mb.steps", step=10, help="Mini-batches of 32 during the test.")
     lo = c.slider("log₁₀ lr from", -7.0, 0.0, key="mb.lo", step=0.5, help="The first learning rate, 10^this.")
     hi = d.slider("log₁₀ lr to", -3.0, 1.0, key="mb.hi", step=0.5, help="The last learning rate, 10^this.")
+    if hi <= lo:  # both sliders allow it: say what to change instead of refusing
+        st.info(f"The learning rate grows from 10^{lo:g} to 10^{hi:g}: set “to” above “from” to run the test.")
+        return
     model_name = st.session_state["mb.model"]
     dataset = load_dataset("digits", None, seed())
     result = computed("mb.range", (model_name, optimizer, lo, hi, steps, seed()), minibatch.lr_range_test,

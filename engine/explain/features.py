@@ -195,14 +195,19 @@ def top_activating(model: nn.Module, images: Tensor, layer: str, *, k: int = 6,
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with reflect padding; `sigma` in pixels."""
+    """Separable Gaussian blur of (B, C, H, W) with reflect padding; `sigma` in pixels.
+
+    Reflecting needs fewer padded pixels than the side has: a kernel wider than a small image
+    (σ = 4 px on 8×8 digits) repeats the edge pixels instead.
+    """
     radius = max(1, math.ceil(2 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-t**2 / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     c = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    mode = "reflect" if radius < min(x.shape[-2:]) else "replicate"
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=mode), kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode=mode), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 class _Reached(Exception):

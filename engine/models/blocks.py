@@ -196,18 +196,13 @@ def _group_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(groups, channels)
 
 
-def _no_instance_norm_1d(features: int) -> nn.Module:
-    raise UserInputError("norm 'instance' normalizes each channel over its own H×W positions, and an MLP's "
-                         f"hidden layers ({features} features) have none; use 'layer' or 'batch' for an MLP")
-
-
 @dataclass(frozen=True)
 class Norm:
     """One normalization, as a module after a conv and after a linear layer."""
 
     name: str
     conv: Callable[[int], nn.Module] = field(repr=False)  # on (B, C, H, W), given C
-    linear: Callable[[int], nn.Module] = field(repr=False)  # on (B, D), given D
+    linear: Callable[[int], nn.Module] | None = field(repr=False)  # on (B, D), given D; None: no such form
 
 
 # "layer" normalizes over (C, H, W) per example after a conv, which is GroupNorm with one group.
@@ -217,13 +212,14 @@ for _norm in (
     Norm("batch", nn.BatchNorm2d, nn.BatchNorm1d),
     Norm("layer", lambda c: nn.GroupNorm(1, c), nn.LayerNorm),
     Norm("group", _group_norm, _group_norm),
-    Norm("instance", lambda c: nn.InstanceNorm2d(c, affine=True), _no_instance_norm_1d),  # per example and channel
+    Norm("instance", lambda c: nn.InstanceNorm2d(c, affine=True), None),  # per example and channel: not over D
 ):
     NORMS.add(_norm.name, _norm)
 
 
-def norm_names() -> list[str]:
-    return NORMS.names()
+def norm_names(*, linear: bool = False) -> list[str]:
+    """Every norm; with `linear`, those that also exist after a linear layer (an MLP's hidden layers)."""
+    return [n for n in NORMS.names() if not linear or NORMS.get(n).linear is not None]
 
 
 def norm2d(name: str, channels: int) -> nn.Module:
@@ -231,7 +227,11 @@ def norm2d(name: str, channels: int) -> nn.Module:
 
 
 def norm1d(name: str, features: int) -> nn.Module:
-    return NORMS.get(name).linear(features)
+    norm = NORMS.get(name)
+    if norm.linear is None:
+        raise UserInputError(f"norm {name!r} normalizes each channel over its own H×W positions, and an MLP's "
+                             f"hidden layers ({features} features) have none; use 'layer' or 'batch' for an MLP")
+    return norm.linear(features)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import diverging, make_colorscale
 
-from ui.figures.train import ASSUMED_WIDTH, PALETTE, PRESENTER_ASSUMED_WIDTH, apply_theme, text_size, wrap_title
+from ui.figures.train import PALETTE, apply_theme, fitted_title, text_size, title_room
 
 WINDOW, WINNER, PAD = PALETTE[1], PALETTE[5], "rgba(128, 128, 128, 0.35)"
 DIVERGING = make_colorscale(diverging.RdBu_r)  # ColorBrewer RdBu: negative blue, 0 white, positive red
@@ -60,11 +60,10 @@ def _figure(data: list[dict], layout: dict, presenter: bool) -> go.Figure:
     """The theme under `layout`; as apply_theme does, the title wrapped to the width, cell numbers sized."""
     title = layout.get("title", {}).get("text")
     themed = _merge(copy.deepcopy(_theme(presenter, bool(title))), layout)
-    if title:
-        size = themed["title"]["font"]["size"]
-        width = layout.get("width") or (PRESENTER_ASSUMED_WIDTH if presenter else ASSUMED_WIDTH)
-        themed["title"]["text"] = wrapped = wrap_title(title, width, size)
-        themed["margin"]["t"] = themed["margin"].get("t", 0) + round(1.3 * size * wrapped.count("<br>"))
+    if title:  # the theme kept room for one line of title; a wrapped one takes more
+        one_line = title_room(_theme(presenter, True)["title"])
+        themed["title"] = fitted_title(title, layout.get("width"), presenter)
+        themed["margin"]["t"] += title_room(themed["title"]) - one_line
     for trace in data:
         if trace["type"] == "heatmap":
             trace.setdefault("textfont", dict(size=text_size(presenter)))

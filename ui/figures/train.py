@@ -26,9 +26,11 @@ FONT_SIZE, PRESENTER_FONT_SIZE = 14, 22  # pixels
 TEXT_SIZE, PRESENTER_TEXT_SIZE = 12, 18  # pixels
 # Plotly never wraps a title: a long one runs off the figure. Titles are wrapped for the figure's own
 # width, or where it fills its container for this width: a chart column's narrowest in presenter
-# mode (its CSS, ui/sidebar.py) and a half-width column of a 1280-px laptop screen otherwise.
-ASSUMED_WIDTH, PRESENTER_ASSUMED_WIDTH = 420, 560  # pixels
+# mode (its CSS, ui/sidebar.py) and about a half-width column of a laptop screen otherwise.
+ASSUMED_WIDTH, PRESENTER_ASSUMED_WIDTH = 460, 560  # pixels
+SUBPLOTS_ASSUMED_WIDTH = 880  # pixels: subplots side by side fill the page's width (1280-px screen, sidebar open)
 CHAR_WIDTH = 0.55  # average glyph width of plotly's sans-serif, in ems
+LINE_HEIGHT = 1.3  # plotly's spacing of text lines, in ems
 GRID = "rgba(128, 128, 128, 0.25)"  # a gray that reads on light and dark backgrounds
 MAX_CELL_TEXT = 20  # classes; above this the confusion matrix drops its per-cell counts
 MARKERS_UP_TO = 30  # epochs; longer curves are drawn as plain lines
@@ -63,23 +65,54 @@ def wrap_title(title: str, width_px: float, font_px: float) -> str:
     return "<br>".join(lines)
 
 
+def fitted_title(title: str, width: float | None, presenter: bool = False) -> dict:
+    """A title's layout: wrapped to the figure's `width` (None: it fills its container), hung from the top."""
+    size = (PRESENTER_FONT_SIZE if presenter else FONT_SIZE) + 4
+    text = wrap_title(title, width or (PRESENTER_ASSUMED_WIDTH if presenter else ASSUMED_WIDTH), size)
+    # plotly centres a title's lines on its anchor: hung from the top, the extra lines need half their height more
+    pad = 12 + round(LINE_HEIGHT / 2 * size * text.count("<br>"))
+    return dict(text=text, font=dict(size=size), yref="container", y=1, yanchor="top", pad=dict(t=pad))
+
+
+def title_room(title: dict | None) -> int:
+    """Pixels of top margin that a `fitted_title` takes."""
+    return 20 + round(LINE_HEIGHT * title["font"]["size"] * (title["text"].count("<br>") + 1)) if title else 0
+
+
+def _fit_subplot_titles(fig: go.Figure, size: int) -> int:
+    """Wrap make_subplots' titles (fixed at 16 px by plotly) to their column at `size`; the top row's height."""
+    grid = getattr(fig, "_grid_ref", None)
+    if not grid:
+        return 0
+    width = (fig.layout.width or SUBPLOTS_ASSUMED_WIDTH) / len(grid[0])
+    top = 0
+    for note in fig.layout.annotations:
+        if note.showarrow is False and note.yanchor == "bottom" and note.xref == note.yref == "paper" and note.text:
+            note.font.size = max(note.font.size or 0, size)
+            note.text = wrap_title(note.text, width, note.font.size)
+            if note.y is not None and note.y >= 1:
+                top = max(top, round(LINE_HEIGHT * note.font.size * (note.text.count("<br>") + 1)))
+    return top
+
+
 def apply_theme(fig: go.Figure, presenter: bool = False) -> go.Figure:
     """Font sizes for a laptop or a projector, transparent backgrounds, soft grid, titles that fit; returns `fig`."""
     size = PRESENTER_FONT_SIZE if presenter else FONT_SIZE
-    title, title_size = fig.layout.title.text, size + 4
-    if title:
-        width = fig.layout.width or (PRESENTER_ASSUMED_WIDTH if presenter else ASSUMED_WIDTH)
-        title = wrap_title(title, width, title_size)
-    lines = title.count("<br>") + 1 if title else 0
+    title = fitted_title(fig.layout.title.text, fig.layout.width, presenter) if fig.layout.title.text else None
     fig.update_layout(
         font=dict(size=size), paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        margin=dict(l=10, r=10, t=20 + round(1.3 * title_size * lines) if title else 20, b=10),
+        margin=dict(l=10, r=10, t=(title_room(title) or 20) + _fit_subplot_titles(fig, size), b=10),
         legend=dict(font=dict(size=size - 2)), hoverlabel=dict(font=dict(size=size)),
         # bar labels inside their bars shrink to fit; here they stay readable, overflowing if need be
         uniformtext=dict(minsize=text_size(presenter), mode="show"),
     )
     if title:
-        fig.update_layout(title=dict(text=title, font=dict(size=title_size)))
+        fig.update_layout(title=title)
+    legend = fig.layout.legend
+    if legend.orientation == "h" and legend.y is not None and legend.y < 0 and legend.yref in (None, "paper"):
+        # below the plot at a fixed fraction of its height, a legend covers the x-axis title once fonts
+        # grow; in the container's coordinates plotly keeps a margin for it (as learning_curves does)
+        fig.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"))
     for trace in fig.data:
         if trace.type == "heatmap" and trace.textfont.size is None:  # plotly would fit the text to the cell
             trace.textfont.size = text_size(presenter)

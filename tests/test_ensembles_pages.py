@@ -1,0 +1,115 @@
+"""AppTests of the Ensembles and Multi-task learning pages: train, check what they show, random widgets and buttons."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page
+
+ROOT = Path(__file__).resolve().parents[1]
+ENSEMBLES, MULTITASK = "app_pages/architectures/ensembles.py", "app_pages/architectures/multitask.py"
+ENS_QUICK = {"data": "digits", "k": "3", "ep": "1", "pc": "5"}  # what a pressed Train button trains stays quick
+MTL_QUICK = {"task": "size", "ep": "1", "pc": "25", "w": "8"}
+
+
+
+def _presets(page: str) -> list[str]:
+    tree = ast.parse((ROOT / page).read_text())  # the page's own preset table, without running the page
+    presets = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                   and getattr(node.targets[0], "id", "") == "PRESETS")
+    return [key.value for key in presets.keys]
+
+
+# ----------------------------------------------------------------------------- ensembles
+def test_ensembles_page_trains_members_and_shows_the_votes_of_their_probabilities():
+    at = run_page(ENSEMBLES, query_params=ENS_QUICK, timeout=120)
+    assert not at.error, [e.value for e in at.error]
+    assert at.button(key="ens.job.start").label == "Train 3 members"
+    at.button(key="ens.job.start").click().run(timeout=120)
+    finish_jobs(at)
+    assert_no_exception(at, "after Train")
+    (results,) = at.session_state["ens.results"].values()
+    assert sorted(results) == ["tinyvgg, seed 1", "tinyvgg, seed 2", "tinyvgg, seed 3"]  # sidebar seed 0 → S+1…S+3
+    probs = torch.stack([r.probs for r in results.values()])
+    assert torch.allclose(probs.sum(2), torch.ones(probs.shape[:2]), atol=1e-5)
+    metrics = {m.label: m.value for m in at.metric}
+    assert {"Mean member", "Best member", "Soft vote", "Hard vote"} <= set(metrics)
+    # the soft vote shown is the accuracy of the mean probabilities, recomputed here from the members' own
+    labels = _test_labels(at)
+    soft = float((probs.mean(0).argmax(1) == labels).float().mean())
+    assert metrics["Soft vote"] == f"{soft:.1%}"
+    titles = chart_text(at)
+    assert "Test accuracy: members and their votes" in titles and "Accuracy against the number of members k" in titles
+    assert all(b.key != "ens.job.start" for b in at.button)  # every member trained: nothing left to start
+
+
+def _test_labels(at) -> torch.Tensor:
+    """The test labels of the page's data set, loaded as the page loads it (digits, seed 0)."""
+    from ui.train_config import load_dataset
+
+    return load_dataset("digits", None, 0).test.y
+
+
+def test_ensembles_page_without_architectures_says_so():
+    at = run_page(ENSEMBLES, query_params=ENS_QUICK)
+    at.multiselect(key="ens.models").set_value([]).run()
+    assert_no_exception(at)
+    assert any("at least one architecture" in i.value for i in at.info)
+    assert all(b.key != "ens.job.start" for b in at.button)
+
+
+@pytest.mark.parametrize("page", [ENSEMBLES, MULTITASK])
+def test_every_preset_opens_without_errors_or_warnings(page):
+    names = _presets(page)
+    assert len(names) >= 4
+    for name in names:
+        at = run_page(page, query_params={"preset": name}, timeout=120)
+        assert not at.error and not at.warning, (name, [e.value for e in at.error], [w.value for w in at.warning])
+
+
+def test_ensembles_page_survives_random_widgets_and_button_presses():
+    at = run_page(ENSEMBLES, query_params=ENS_QUICK, timeout=120)
+    randomize_widgets(at, rounds=4, seed=2, timeout=300, skip_keys={"global.seed"},
+                      narrow={"ens.members": (2, 3), "ens.epochs": (1, 2), "ens.per_class": ["5", "10"]})
+    assert_no_exception(at)
+
+
+# ----------------------------------------------------------------------------- multi-task
+def test_multitask_page_trains_three_nets_and_compares_both_tasks():
+    at = run_page(MULTITASK, query_params=MTL_QUICK, timeout=120)
+    assert not at.error, [e.value for e in at.error]
+    assert any(r"\lambda_1" in latex.value for latex in at.latex)
+    at.button(key="mtl.job.start").click().run(timeout=120)
+    finish_jobs(at)
+    assert_no_exception(at, "after Train")
+    table = at.dataframe[-1].value.set_index("network")
+    assert list(table.index) == ["multi-task", "shape only", "size only"]
+    assert table.loc["multi-task", ["shape test acc", "size test acc"]].notna().all()
+    assert table["shape test acc"].isna().tolist() == [False, False, True]  # a single-task net has one head
+    # one base for two tasks: fewer parameters than the two single-task nets together
+    assert table.loc["multi-task", "parameters"] < table.loc["shape only", "parameters"] + table.loc["size only",
+                                                                                                       "parameters"]
+    titles = chart_text(at)
+    assert "validation accuracy" in titles and "What the multi-task net minimizes" in titles
+    assert "Task “shape”" in titles and "Task “size”" in titles
+
+
+def test_multitask_page_survives_random_widgets_and_button_presses():
+    at = run_page(MULTITASK, query_params=MTL_QUICK, timeout=120)
+    randomize_widgets(at, rounds=4, seed=1, timeout=300, skip_keys={"global.seed"},
+                      narrow={"mtl.epochs": (1, 2), "mtl.per_class": ["25", "50"], "mtl.width": ["8"]})
+    assert_no_exception(at)
+
+
+def test_lesson_deep_links_open_their_presets():
+    from ui.lessons import app_links, lesson_by_slug
+    from ui.topics import page_file_for
+
+    links = [(path, query) for _, path, query in app_links(lesson_by_slug("12_ensembles_multitask").body)]
+    assert {path for path, _ in links} >= {"ensembles", "multitask"}
+    for path, query in links:
+        if path in ("ensembles", "multitask"):
+            at = run_page(page_file_for(path), query_params=query, timeout=120)
+            assert not at.error and not at.warning, (path, query)
