@@ -208,3 +208,13 @@ def test_uploading_a_run_whose_name_is_taken_keeps_both_and_says_so(digits):
     assert any("already here" in s.value for s in at.success)
     at.run()  # the same upload on the next rerun is not stored again
     assert len(at.session_state["runs"]) == 2
+
+
+def test_train_lab_offers_mixed_precision_only_on_a_gpu(monkeypatch):
+    import ui.train_config
+
+    at = run_page("app_pages/start/train_lab.py")
+    assert all(t.key != "train.amp" for t in at.toggle)  # this machine: a CPU
+    monkeypatch.setattr(ui.train_config, "on_cuda", lambda: True)
+    at = run_page("app_pages/start/train_lab.py", query_params={"amp": "1"})
+    assert at.toggle(key="train.amp").value is True

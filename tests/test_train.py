@@ -145,3 +145,26 @@ def test_run_randomness_restores_global_state():
     assert torch.equal(torch.get_rng_state(), before)
     torch.manual_seed(3)
     torch.testing.assert_close(torch.cat([first, second]), torch.rand(6))
+
+
+# ---------------------------------------------------------------------------------- the GPU path (issue 17)
+def test_mixed_precision_off_cuda_is_refused_with_the_rule(digits):
+    with pytest.raises(UserInputError, match="CUDA GPU only; this run is on cpu"):
+        Trainer(TrainConfig(mixed_precision=True, epochs=1), digits, device=torch.device("cpu"))
+
+
+def test_cli_mixed_precision_off_cuda_exits_2_with_one_line(capsys, monkeypatch):
+    from engine.__main__ import main
+
+    monkeypatch.setenv("VISIONEXPLORER_DEVICE", "cpu")
+    assert main(["train", "--data", "digits", "--epochs", "1", "--mixed-precision", "--json"]) == 2
+    assert "CUDA GPU only" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_mixed_precision_trains_on_cuda_and_keeps_float32_weights(digits):
+    trainer = Trainer(TrainConfig(mixed_precision=True, epochs=5), digits, device=torch.device("cuda"))
+    run = trainer.fit()
+    assert torch.backends.cudnn.benchmark
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())
+    assert run.history.test_acc > 0.95

@@ -15,6 +15,7 @@ from engine import data, models
 from engine.data import augment
 from engine.training import losses
 from engine.data.sets import Dataset
+from engine.device import pick_device
 from engine.errors import UserInputError
 from engine.training.optimizers import optimizer_info, optimizer_names, schedule_info, schedule_names
 from engine.training.presets import preset
@@ -99,6 +100,7 @@ FIELDS: list[UrlField] = [
     choice("train.schedule", "sched", DEFAULT.schedule, schedule_names()),
     number("train.patience", "pat", 0, 0, 50, int),
     choice("train.augmentation", "aug", "none", augment.names() + [CUSTOM_AUGMENTATION]),
+    flag("train.amp", "amp", False),
     UrlField("train.aug_steps", "augs", "flip;crop", lambda text: augment.to_text(augment.parse(text))),
 ]
 
@@ -241,10 +243,17 @@ def optimization_ui(train_images: int) -> dict:
         patience = st.number_input("Early-stopping patience", 0, 50, key="train.patience",
                                    help="Stop after this many epochs without a better validation loss; 0 = off.")
         augmentation = augmentation_ui()
+        amp = on_cuda() and st.toggle("bf16 mixed precision", key="train.amp",
+                                      help="Compute the training steps in bfloat16 on the GPU (weights stay float32).")
     return dict(loss=loss, loss_options={"label_smoothing": smoothing} if loss == "cross_entropy" else {},
                 optimizer=optimizer, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),
                 batch_size=int(batch), epochs=int(epochs), schedule=schedule, patience=int(patience),
-                augmentation=augmentation)
+                augmentation=augmentation, mixed_precision=bool(amp))
+
+
+def on_cuda() -> bool:
+    """Whether jobs train on a CUDA GPU here (mixed precision is offered only there)."""
+    return pick_device().type == "cuda"
 
 
 def augmentation_fields(prefix: str, defaults: dict | None = None) -> list[UrlField]:

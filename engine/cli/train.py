@@ -74,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-test", action="store_true", help="validation only: never read the test split")
     parser.add_argument("--per-class", type=int, help="keep this many training images per class")
     parser.add_argument("--imbalance-ratio", type=float, help="first class ÷ last class training images")
+    parser.add_argument("--mixed-precision", action="store_true", help="bf16 autocast (CUDA GPUs only)")
     parser.add_argument("--report-every", type=int, default=defaults.report_every,
                        help="steps between loss reports; 0 = about 50 per epoch")
     parser.add_argument("--augmentation", default=defaults.augmentation, choices=augment.names(),
@@ -100,7 +101,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         lr_factors=dict(number_option("--lr-factor", o) for o in args.lr_factor),
         heads={name: {"weight": weight} for name, weight in (number_option("--head", o) for o in args.head)},
         mixing=args.mixing, mixing_alpha=args.mixing_alpha, evaluate_test=not args.no_test,
-        report_every=args.report_every, **recipe)
+        report_every=args.report_every, mixed_precision=args.mixed_precision, **recipe)
 
 
 def _augmentation(args: argparse.Namespace) -> str | list[dict]:

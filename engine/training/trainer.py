@@ -94,6 +94,7 @@ class TrainConfig:
     plateau_patience: int = 2  # reduce_on_plateau: epochs without a better val loss before lr ÷ 10
     evaluate_test: bool = True  # False: a hyper-parameter trial; the test split is never read
     report_every: int = 0  # a BatchEnd every this many steps; 0 = about 50 per epoch
+    mixed_precision: bool = False  # bf16 autocast of the training steps; CUDA only
 
     @classmethod
     def for_data(cls, data: str, **overrides) -> TrainConfig:
@@ -267,6 +268,9 @@ class Trainer:
             config = replace(config, heads=label_heads(config.heads, dataset))
         self.config, self.dataset = config, dataset
         self.device = device or pick_device()
+        if config.mixed_precision and self.device.type != "cuda":
+            raise UserInputError(f"mixed precision (bf16 autocast) runs on a CUDA GPU only; this run is on "
+                                 f"{self.device.type}: turn it off")
         self.model_config = model_config_for(config, dataset)
         if model is None:
             model = models.build_from_config(self.model_config)
@@ -316,6 +320,11 @@ class Trainer:
         return Objective(self.loss_fn, model, heads=self.config.heads, num_classes=self.dataset.num_classes,
                          main_weight=self.config.main_weight,
                          penalties=self.penalties, device=self.device)
+
+    def _autocast(self):
+        """bf16 autocast where the run asked for it (CUDA only): the weights and their updates stay
+        float32, and bf16 has float32's exponent range, so no loss scaling is needed."""
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.mixed_precision)
 
     def _weights(self) -> dict[str, Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
@@ -370,7 +379,7 @@ class Trainer:
                 x = self.augment(x, self.generator)
             if self.mixer is not None:
                 x, y = self.mixer(x, y, self.generator)
-            with self.randomness.active():
+            with self.randomness.active(), self._autocast():
                 logits, terms = self.objective(self.model(x), y, labels)
                 loss = self.objective.total(terms)
             step = (epoch - 1) * self.steps_per_epoch + i + 1
