@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.training import multitask
+from engine.training.trainer import TrainConfig
 from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,3 +115,17 @@ def test_lesson_deep_links_open_their_presets():
         if path in ("ensembles", "multitask"):
             at = run_page(page_file_for(path), query_params=query, timeout=120)
             assert not at.error and not at.warning, (path, query)
+
+
+def test_lesson_head_question_counts_the_multitask_pages_colour_head():
+    """The lesson's numeric answer is what the Multi-task page's table shows: multi-task minus shape-only parameters."""
+    from engine import data, models
+    from engine.training.trainer import Trainer
+    from ui.lessons import lesson_by_slug
+
+    (question,) = [q for q in lesson_by_slug("12_ensembles_multitask").quiz if "colour families" in q.prompt]
+    shapes = data.load("shapes", seed=0, num_images=800, image_size=16)
+    config = TrainConfig.for_data("shapes", image_size=16, model_options={"width": 16})
+    multi, shape_only, _ = multitask.plan(config, shapes, labels="colour", main_task="shape")
+    counts = [models.count_params(Trainer(net.config, net.dataset).model) for net in (multi, shape_only)]
+    assert counts[0] - counts[1] == question.answer == 256 * 3 + 3
