@@ -129,3 +129,13 @@ def test_lesson_head_question_counts_the_multitask_pages_colour_head():
     multi, shape_only, _ = multitask.plan(config, shapes, labels="colour", main_task="shape")
     counts = [models.count_params(Trainer(net.config, net.dataset).model) for net in (multi, shape_only)]
     assert counts[0] - counts[1] == question.answer == 256 * 3 + 3
+
+
+def test_multitask_page_with_both_weights_zero_says_why_instead_of_failing():
+    """Random use found it: both sliders allow 0, and the Trainer refuses a loss with every weight 0."""
+    at = run_page(MULTITASK, query_params={**MTL_QUICK, "l1": "0.0", "l2": "0.0"})
+    assert_no_exception(at)
+    assert not at.error and any("nothing would train" in i.value for i in at.info), [e.value for e in at.error]
+    assert all(b.key != "mtl.job.start" for b in at.button)
+    at.slider(key="mtl.l2").set_value(0.5).run()
+    assert not at.error and at.button(key="mtl.job.start")

@@ -27,10 +27,6 @@ SETTLE_S = 30  # a cancelled job ends within a second; the worker may first fini
 # still being built: their authors test them; remove a page from here once it has landed
 STILL_BEING_BUILT = {
     "app_pages/architectures/gallery.py",
-    "app_pages/architectures/residual.py",
-    "app_pages/architectures/classic_nets.py",
-    "app_pages/architectures/ensembles.py",
-    "app_pages/architectures/multitask.py",
 }
 
 # Outcomes any page explains, none a bug: a download set offline, a learning rate the widget allows but
@@ -104,12 +100,25 @@ SETUPS = {
         allowed=tuple(re.compile(re.escape(rule)) for rule in (
             "has no dropout option", "has no width option", "choices must be a non-empty list",
             "the search space is empty", "batch sizes up to", "every batch size in the space is above"))),
+    "app_pages/architectures/residual.py": Setup(
+        query={"depths": "8,14", "ep": "1"},
+        narrow={"res.depths": ("8", "14"), "res.epochs": (1, 2), "res.data": ("digits",)}),
+    "app_pages/architectures/classic_nets.py": Setup(
+        query={"ep": "1", "w": "4"}, narrow={"cn.epochs": (1, 2), "cn.width": ("4", "8"), "train.data": SMALL_DATA,
+                                            "train.size": ("native", "8×8", "16×16")},
+        allowed=(re.compile(r"is left out: \w+ does not fit \d+×\d+ images: .* would shrink the \d+×\d+ map to nothing"),)),
     "app_pages/architectures/transfer.py": Setup(run="source_run", skip=TRANSFER_SKIP,
                                                  narrow={"transfer.target": TARGETS}),
     "app_pages/architectures/fine_tuning.py": Setup(
         run="source_run", skip=TRANSFER_SKIP, query={"ep": "1", "cep": "1"},
         narrow={"ft.epochs": (1, 2), "ft.curve_epochs": (1, 1), "transfer.target": TARGETS},
         allowed=(re.compile(r"^nothing would learn: every layer of the source is frozen and no head is trained"),)),
+    "app_pages/architectures/ensembles.py": Setup(
+        query={"k": "3", "ep": "1", "pc": "5"},
+        narrow={"ens.members": (2, 3), "ens.epochs": (1, 2), "ens.per_class": ("5", "10", "20")}),
+    "app_pages/architectures/multitask.py": Setup(
+        query={"ep": "1", "pc": "25", "w": "8"},
+        narrow={"mtl.epochs": (1, 2), "mtl.per_class": ("25", "50"), "mtl.width": ("8", "16")}),
     "app_pages/inside_cnn/feature_maps.py": Setup(run="digits_run"),
     "app_pages/inside_cnn/saliency.py": Setup(run="digits_run"),
     "app_pages/inside_cnn/robustness.py": Setup(run="digits_run"),

@@ -47,9 +47,11 @@ def test_residual_page_survives_random_widgets():
 
 
 def test_one_depth_is_a_message_and_the_lessons_links_open_without_warnings():
-    at = run_page(PAGE, query_params={"depths": "20"})
-    assert any("at least two" in e.value for e in at.error), [e.value for e in at.error]
-    assert len(at.get("plotly_chart")) == 1  # the paths still show
+    for depths in ("20", ""):  # the multiselect allows one depth and none: a hint, not an error
+        at = run_page(PAGE, query_params={"depths": depths})
+        assert not at.error and any("at least 2 depths" in i.value for i in at.info), [e.value for e in at.error]
+        assert all(b.key != "res.train.start" for b in at.button)
+        assert len(at.get("plotly_chart")) == 1  # the paths still show
     from ui.lessons import app_links, lesson_by_slug
 
     links = [query for _, path, query in app_links(lesson_by_slug("10_residual_learning").body)]

@@ -45,6 +45,9 @@ def setup_ui():
     per_class = e.select_slider("Images per shape", PER_CLASS, key=f"{P}.per_class",
                                 help="Training images per shape class (8 classes).")
     width = f.select_slider("Base width", WIDTHS, key=f"{P}.width", help="Channels of tinyvgg's two conv blocks.")
+    if l1 == 0 and l2 == 0:
+        st.info("Both weights are 0, so L = 0 and nothing would train: give λ₁ or λ₂ a weight above 0.")
+        return None
     dataset = subsample(load_dataset("shapes", IMAGE_SIZE, seed()), per_class=int(per_class), seed=seed())
     config = TrainConfig.for_data("shapes", image_size=IMAGE_SIZE, epochs=int(epochs), seed=seed(),
                                   model_options={"width": int(width)})
@@ -105,7 +108,10 @@ def render_results(record: multitask.Record, task: str) -> None:
 
 
 def render() -> None:
-    nets, task = setup_ui()
+    setup = setup_ui()
+    if setup is None:
+        return
+    nets, task = setup
     record = render_training(nets)
     render_loss(record, task)
     if record.val_acc:

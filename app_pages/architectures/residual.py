@@ -63,6 +63,9 @@ def render_degradation(recipe, dataset) -> dict:
     st.latex(r"\text{plain: } y = F(x) \qquad \text{residual: } y = \sigma\big(F(x) + x\big)")
     st.caption(f"One recipe for every net: {recipe.describe()}, batch norm, on {dataset.title}. Plain and residual "
                "nets at one depth share the same branches F and the same initial weights; only the shortcut differs.")
+    if len(recipe.depths) < residual.MIN_DEPTHS:
+        st.info(f"Pick at least {residual.MIN_DEPTHS} depths: the experiment compares how nets train as they deepen.")
+        return {}
     to_train = [Job(f"{name} on {dataset.name}", config, data)
                 for name, config, data in residual.degradation_runs(recipe, dataset)]
     trained = trained_runs_ui(to_train, key=f"{P}.train", label="Train plain and residual nets")

@@ -33,6 +33,7 @@ from engine.training.runs import Run
 from engine.training.trainer import Event, TrainConfig, evaluate
 
 LESION_DRAWS = 10  # random block subsets per k, as in Veit et al. fig. 5
+MIN_DEPTHS = 2  # the degradation experiment compares depths
 
 
 # ---------------------------------------------------------------- degradation
@@ -72,8 +73,8 @@ def run_name(depth: int, skip: bool) -> str:
 def degradation_runs(recipe: DegradationRecipe, dataset: Dataset) -> list[tuple[str, TrainConfig, Dataset]]:
     """(name, config, data set) of every net: plain and residual at each depth, shallowest first."""
     depths = sorted(set(recipe.depths))
-    if len(depths) < 2:
-        raise UserInputError(f"the degradation experiment compares depths: pick at least two; got {depths}")
+    if len(depths) < MIN_DEPTHS:
+        raise UserInputError(f"the degradation experiment compares depths: pick at least {MIN_DEPTHS}; got {depths}")
     return [(run_name(depth, skip), recipe.config(dataset.name, depth, skip=skip, image_size=dataset.image_size),
              dataset) for depth in depths for skip in (False, True)]
 
