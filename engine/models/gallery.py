@@ -81,6 +81,11 @@ class GalleryEntry:
         return torchvision.models.get_model_weights(self.name).DEFAULT.meta
 
     @property
+    def weights_name(self) -> str | None:
+        """Which weights DEFAULT is: IMAGENET1K_V2 marks torchvision's newer training recipe, above the paper's."""
+        return torchvision.models.get_model_weights(self.name).DEFAULT.name if self.source == "torchvision" else None
+
+    @property
     def acc1(self) -> float | None:
         meta = self.weights_meta()
         return meta["_metrics"]["ImageNet-1K"]["acc@1"] if meta else None
