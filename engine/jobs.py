@@ -14,7 +14,9 @@ Measured on 2 cores: a training thread inside the server process ran 30× slower
 two browser sessions polled their progress, because each of its many small torch ops waits for
 the GIL the server's Python holds (the "convoy" effect); a worker process has a GIL of its own.
 A fixed thread count also makes a seed give the same result whether the server is busy or idle.
-`workers="thread"` runs jobs in threads of this process (tests of the queue; a debugger).
+`workers="thread"` runs jobs in threads of this process (tests of the queue; a debugger), and
+`workers="ray"` (chosen when `$VISIONEXPLORER_RAY_ADDRESS` is set) runs them on a Ray cluster
+(engine/jobs_ray.py); the queue stays here either way.
 
 Messages to and from a worker are plain pickles (tensors by value). torch's own reductions pass
 each tensor as a file descriptor through a side connection per tensor; with a Run snapshot in every
@@ -48,7 +50,9 @@ from engine import limits
 from engine.errors import UserInputError
 
 SLOTS_ENV = "VISIONEXPLORER_SLOTS"  # concurrent jobs per server process
-WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default) or "thread"
+WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default), "thread" or "ray"
+RAY_ADDRESS_ENV = "VISIONEXPLORER_RAY_ADDRESS"  # set: jobs run on this Ray cluster (engine/jobs_ray.py)
+WORKER_KINDS = ("process", "thread", "ray")
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 FINISHED = (DONE, CANCELLED, FAILED)
 CANCEL_GRACE_S = 0.5  # a cancelled job that keeps yielding is closed after this long
@@ -57,10 +61,11 @@ WORKER_POLL_S = 0.5  # how often a worker's listener checks that its process is 
 JobFunction = Callable[..., Iterator[Any]]
 
 
-def default_slots() -> int:
-    """`$VISIONEXPLORER_SLOTS`, else half the cores (the server and the browsers need the rest)."""
+def default_slots(offered: int | None = None) -> int:
+    """`$VISIONEXPLORER_SLOTS`, else what a cluster `offered`, else half the cores (the server and the
+    browsers need the rest)."""
     wanted = os.environ.get(SLOTS_ENV)
-    return max(1, int(wanted) if wanted else (os.cpu_count() or 2) // 2)
+    return max(1, int(wanted) if wanted else offered or (os.cpu_count() or 2) // 2)
 
 
 def threads_per_job(slots: int) -> int:
@@ -135,14 +140,13 @@ class Job:
         return True
 
 
-def run_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool],
-               emit: Callable[[Any], None]) -> None:
-    """Drive one job: emit its events; after a cancel it has CANCEL_GRACE_S to end on its own."""
+def job_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool]) -> Iterator[Any]:
+    """One job's events; after a cancel it has CANCEL_GRACE_S to end on its own."""
     events = function(should_stop=should_stop, **kwargs)
     cancelled_at = None
     try:
         for event in events:
-            emit(event)
+            yield event
             if should_stop():
                 cancelled_at = cancelled_at or time.monotonic()
                 if time.monotonic() - cancelled_at > CANCEL_GRACE_S:
@@ -151,6 +155,48 @@ def run_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bo
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+def run_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool],
+               emit: Callable[[Any], None]) -> None:
+    """Drive one job in this thread: `emit` each of its events."""
+    for event in job_events(function, kwargs, should_stop):
+        emit(event)
+
+
+def job_messages(job: bytes, should_stop: Callable[[], bool],
+                 dumps: Callable[[tuple[str, Any]], bytes]) -> Iterator[bytes]:
+    """What a worker sends about one pickled `(function, kwargs)`, each message pickled by `dumps`:
+    ("event", event) for each event, then ("end", None) or ("error", (error, traceback text)).
+    An event that does not pickle fails the job like an exception would."""
+    try:
+        function, kwargs = pickle.loads(job)
+        for event in job_events(function, kwargs, should_stop):
+            yield dumps(("event", event))
+        yield dumps(("end", None))
+    except Exception as error:
+        yield dumps(("error", (_picklable(error), traceback.format_exc())))
+
+
+def _picklable(error: Exception) -> Exception:
+    """`error` itself if it pickles, else its text."""
+    try:
+        pickle.dumps(error)
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def delivered(job: Job, kind: str, payload: Any) -> str | None:
+    """Apply one message of `job_messages` to `job` on the server's side: the job's final state once
+    it ended, else None."""
+    if kind == "event":
+        job._events.append(payload)
+        return None
+    if kind == "error":
+        job.error, job.error_trace = payload
+        return FAILED
+    return CANCELLED if job._cancel.is_set() else DONE
 
 
 # ---- functions that report progress through a callback ---------------------------------------------------
@@ -280,27 +326,14 @@ def _process_main(tasks, events, cancel_flag, threads: int) -> None:
     server = multiprocessing.parent_process()
     while True:
         try:
-            message = tasks.get(timeout=WORKER_POLL_S)
+            job_id, job = tasks.get(timeout=WORKER_POLL_S)
         except queue.Empty:
             if not server.is_alive():  # the server was killed: nothing will ever ask again
                 return
             continue
-        job_id, function, kwargs = pickle.loads(message)
-        try:
-            run_events(function, kwargs, lambda: cancel_flag.value == job_id,
-                       lambda event: events.put(pickle.dumps((job_id, "event", event))))
-            events.put(pickle.dumps((job_id, "end", None)))
-        except Exception as error:
-            events.put(pickle.dumps((job_id, "error", (_picklable(error), traceback.format_exc()))))
-
-
-def _picklable(error: Exception) -> Exception:
-    """`error` itself if it pickles, else its text."""
-    try:
-        pickle.dumps(error)
-        return error
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}")
+        for message in job_messages(job, lambda: cancel_flag.value == job_id,
+                                    lambda message: pickle.dumps((job_id, message))):
+            events.put(message)
 
 
 @contextmanager
@@ -328,7 +361,7 @@ class _ProcessWorker:
             self._process.start()
 
     def start(self, job: Job, finish: Callable[[Job, str], None]) -> None:
-        self._tasks.put(pickle.dumps((job.id, job.function, job.kwargs)))
+        self._tasks.put((job.id, pickle.dumps((job.function, job.kwargs))))
         threading.Thread(target=self._listen, args=(job, finish), name=f"job-{job.id}", daemon=True).start()
 
     def cancel(self, job: Job) -> None:
@@ -341,7 +374,7 @@ class _ProcessWorker:
     def _listen(self, job: Job, finish: Callable[[Job, str], None]) -> None:
         while True:
             try:
-                job_id, kind, payload = pickle.loads(self._events.get(timeout=WORKER_POLL_S))
+                job_id, (kind, payload) = pickle.loads(self._events.get(timeout=WORKER_POLL_S))
             except queue.Empty:
                 if not self._process.is_alive():
                     job.error = RuntimeError(f"the worker process stopped (exit code {self._process.exitcode}); "
@@ -351,14 +384,9 @@ class _ProcessWorker:
                 continue
             if job_id != job.id:
                 continue  # a late event of a job closed before
-            if kind == "event":
-                job._events.append(payload)
-            elif kind == "error":
-                job.error, job.error_trace = payload
-                finish(job, FAILED)
-                return
-            else:
-                finish(job, CANCELLED if job._cancel.is_set() else DONE)
+            state = delivered(job, kind, payload)
+            if state is not None:
+                finish(job, state)
                 return
 
 
@@ -366,14 +394,22 @@ class _ProcessWorker:
 class JobRunner:
     """A bounded number of worker slots and a queue that is fair across sessions."""
 
-    def __init__(self, slots: int | None = None, *, workers: str | None = None, threads: int | None = None):
-        self.slots = default_slots() if slots is None else int(slots)
+    def __init__(self, slots: int | None = None, *, workers: str | None = None, threads: int | None = None,
+                 ray_address: str | None = None):
+        ray_address = ray_address or os.environ.get(RAY_ADDRESS_ENV)
+        self.workers = workers or os.environ.get(WORKERS_ENV) or ("ray" if ray_address else "process")
+        if self.workers not in WORKER_KINDS:
+            raise UserInputError(f"{WORKERS_ENV} must be one of {', '.join(WORKER_KINDS)}; got {self.workers!r}")
+        self._ray = None
+        if self.workers == "ray":
+            from engine.jobs_ray import RayWorker
+
+            self._ray = RayWorker(ray_address or "local", threads=threads)
+        offered = self._ray.cluster().slots(self._ray.threads) if self._ray else None
+        self.slots = default_slots(offered) if slots is None else int(slots)
         if self.slots < 1:
             raise UserInputError(f"the job runner needs at least 1 slot; got {self.slots}")
-        self.workers = workers or os.environ.get(WORKERS_ENV, "process")
-        if self.workers not in ("process", "thread"):
-            raise UserInputError(f"{WORKERS_ENV} must be 'process' or 'thread'; got {self.workers!r}")
-        self.threads = threads or threads_per_job(self.slots)
+        self.threads = self._ray.threads if self._ray else threads or threads_per_job(self.slots)
         self._queue: list[Job] = []
         self._running: dict[Job, Any] = {}  # job -> its worker
         self._idle: list[Any] = []  # started worker processes without a job
@@ -403,13 +439,19 @@ class JobRunner:
         with self._changed:
             return RunnerStatus(self.slots, len(self._running), len(self._queue))
 
+    def where(self) -> str:
+        """Where jobs run, for the sidebar: the Ray cluster as it is now ("Ray cluster: 3 workers,
+        1 GPU"), or "" for this server."""
+        return str(self._ray.cluster()) if self._ray else ""
+
     def warm_up(self) -> None:
-        """Start the worker processes now, so the first job does not wait for torch to import."""
-        if self.workers != "process":
-            return
-        with self._changed:
-            while len(self._idle) + len(self._running) < self.slots:
-                self._idle.append(_ProcessWorker(self.threads))
+        """Start the workers now, so the first job does not wait for torch to import."""
+        if self._ray:
+            self._ray.warm_up(self.slots)
+        elif self.workers == "process":
+            with self._changed:
+                while len(self._idle) + len(self._running) < self.slots:
+                    self._idle.append(_ProcessWorker(self.threads))
 
     # ---- scheduling (called with the lock held) ------------------------------------------------------
     @staticmethod
@@ -425,6 +467,8 @@ class JobRunner:
                    key=lambda j: (busy.get(j.session, 0), last_start.get(j.session, -1.0), j.submitted, j.id))
 
     def _worker(self):
+        if self._ray:
+            return self._ray
         if self.workers == "thread":
             return _ThreadWorker()
         while self._idle:
@@ -497,7 +541,7 @@ _runner_lock = threading.Lock()
 
 
 def runner() -> JobRunner:
-    """The server process's one runner, made on first use; its worker processes start meanwhile."""
+    """The server process's one runner, made on first use; its workers start meanwhile."""
     global _runner
     with _runner_lock:
         if _runner is None:

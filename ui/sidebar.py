@@ -54,11 +54,19 @@ def sidebar_ui():
 
 
 def device_ui(slot) -> None:
-    """Name the compute device. Imports torch, so it runs after the page (home paints without it)."""
+    """Name the compute device and where jobs run. Imports torch, so it runs after the page paints."""
     from engine.device import configure_threads, describe, pick_device
+    from engine.errors import UserInputError
     from engine.jobs import runner
 
     configure_threads()
-    slot.caption(f"Computing on: **{describe(pick_device())}** · Jobs: {runner().status()}",
-                 help="Training and other long work queue for a free slot of this server; "
-                      "each session gets its turn.")
+    try:
+        jobs = runner()
+    except UserInputError as error:  # a Ray cluster that the server cannot join
+        slot.error(str(error))
+        return
+    cluster = jobs.where()
+    where = f"Jobs on the **{cluster}**: " if cluster else "Jobs: "
+    slot.caption(f"Computing on: **{describe(pick_device())}** · {where}{jobs.status()}",
+                 help="Training and other long work queue for a free slot "
+                      f"{'on the Ray cluster' if cluster else 'of this server'}; each session gets its turn.")
