@@ -1,15 +1,13 @@
 """AppTests of the architecture gallery page, and its figures' layout: boxes that do not overlap, labels that do not
 cover each other."""
 
-import math
-
 import pytest
 
 from engine.models import gallery
 from tests.apptest_helpers import assert_no_exception, chart_text, randomize_widgets, run_page
 from ui import gallery as blocks
 from ui.figures import gallery as figs
-from ui.figures.train import CHAR_WIDTH, LINE_HEIGHT
+from ui.figures.train import CHAR_WIDTH, LINE_HEIGHT, text_size
 
 PAGE = "app_pages/architectures/gallery.py"
 
@@ -152,18 +150,21 @@ def test_network_diagram_has_a_box_and_a_bar_per_block():
     assert field[-1] == 224 and fig.data[2].text[-1] == "whole image" and fig.data[2].text[2] == "35"
 
 
-def test_placed_labels_cover_no_other_label_where_there_is_room():
-    points = [(math.log10(s.macs), s.acc1, s.title) for s in gallery.describe_all() if s.acc1 is not None]
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x_range, y_range, size, font = [min(xs) - 0.25, max(xs) + 0.25], [min(ys) - 3, max(ys) + 3], (720, 370), 12
-    notes = figs.placed_labels(points, x_range=x_range, y_range=y_range, plot_px=size, font=font, marker_px=10)
+@pytest.mark.parametrize("presenter", [False, True])
+@pytest.mark.parametrize("chart, width", [(figs.accuracy_vs_macs, figs.ACCURACY_PLOT_PX),
+                                          (figs.params_vs_macs, figs.PARAMS_PLOT_PX)])
+def test_scatter_labels_cover_no_other_label_and_stay_inside(chart, width, presenter):
+    """At the plot size the labels were placed for, in pixels: every network named once, no two names overlap."""
+    fig = chart(gallery.describe_all(), presenter=presenter)
+    size, font = (width, fig.layout.height - figs.TITLES_PX), text_size(presenter)
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
     rects = []
-    for note, (x, y, text) in zip(notes, points):
-        px = (x - x_range[0]) / (x_range[1] - x_range[0]) * size[0]
-        py = (1 - (y - y_range[0]) / (y_range[1] - y_range[0])) * size[1]
-        dx, dy = (note["ax"], note["ay"]) if note["showarrow"] else (note["xshift"], -note["yshift"])
-        w, h = len(text) * CHAR_WIDTH * font, LINE_HEIGHT * font
+    for note in fig.layout.annotations:
+        px, py = (note.x - x0) / (x1 - x0) * size[0], (1 - (note.y - y0) / (y1 - y0)) * size[1]
+        dx, dy = (note.ax, note.ay) if note.showarrow else (note.xshift, -note.yshift)
+        w, h = len(note.text) * CHAR_WIDTH * font, LINE_HEIGHT * font
         rects.append((px + dx - w / 2, py + dy - h / 2, px + dx + w / 2, py + dy + h / 2))
-        assert 0 <= rects[-1][0] and rects[-1][2] <= size[0] and 0 <= rects[-1][1] and rects[-1][3] <= size[1], text
+        assert 0 <= rects[-1][0] and rects[-1][2] <= size[0] and 0 <= rects[-1][1] and rects[-1][3] <= size[1], note.text
+    assert sorted(n.text for n in fig.layout.annotations) == sorted(t for trace in fig.data for t in trace.text)
     assert not [(a, b) for i, a in enumerate(rects) for b in rects[i + 1:] if figs._rect_overlap(a, b)]
-    assert sum(not n["showarrow"] for n in notes) >= len(notes) // 2  # most sit right beside their point
+    assert sum(not n.showarrow for n in fig.layout.annotations) >= len(rects) // 2  # most sit beside their point

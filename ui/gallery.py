@@ -73,7 +73,7 @@ def block_ui(name: str) -> None:
     block = BLOCKS[name]
     st.subheader(block.title)
     left, right = st.columns(2)
-    left.plotly_chart(block.draw(presenter=presenter_mode()), width="stretch", key=f"gallery.block.{name}")
+    left.plotly_chart(block.draw(presenter=presenter_mode()), width="content", key=f"gallery.block.{name}")
     for formula in block.formulas:
         right.latex(formula)
     right.caption(block.caption)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.figures.train import (CHAR_WIDTH, FONT_SIZE, LINE_HEIGHT, PALETTE, PRESENTER_FONT_SIZE, SEQUENTIAL,
-                              apply_theme, text_size)
+from ui.figures.train import (ASSUMED_WIDTH, CHAR_WIDTH, FONT_SIZE, LINE_HEIGHT, PALETTE, PRESENTER_ASSUMED_WIDTH,
+                              PRESENTER_FONT_SIZE, SEQUENTIAL, apply_theme, text_size)
 
 # Box fills are light tints of the palette under dark text: readable on the light and the dark theme.
 FILL = {"input": "#FFFFFF", "conv": "#CFE4F2", "pool": "#E4E4E4", "block": "#F8E2B8", "head": "#C6EADC",
@@ -32,6 +32,10 @@ FILL = {"input": "#FFFFFF", "conv": "#CFE4F2", "pool": "#E4E4E4", "block": "#F8E
 TEXT, EDGE, BORDER = "#202020", "#8C8C8C", "#6E6E6E"
 PAD, GAP, ARROW_ROOM, SIDE_GAP = 4, 28, 30, 26  # pixels: inside a box, between boxes, for an arrow, a skip's lane
 UNITS = [(1e9, "G"), (1e6, "M"), (1e3, "k")]
+# The plot areas the labels are placed for: a full-width chart on a 1280-px screen beside the sidebar, less the
+# axes (and the colour bar); the height is the figure's less its title and axis title.
+ACCURACY_PLOT_PX, PARAMS_PLOT_PX, TITLES_PX = 720, 640, 150
+FAR_RINGS = 8  # a label that finds no free spot beside its point tries this many rings farther out
 
 
 def count(n: float) -> str:
@@ -119,10 +123,13 @@ def _arrows(nodes: Mapping[str, Node], edges: Sequence[Edge], font: int, xref: s
 
 
 def diagram(nodes: Mapping[str, Node], edges: Sequence[Edge], *, title: str, presenter: bool = False) -> go.Figure:
-    """Boxes and arrows laid out in pixels: the height is the drawing's; a wider figure spreads the columns."""
+    """Boxes and arrows at one pixel per unit, centred in a figure at least as wide as a chart column (its title
+    wraps to that); drawn narrower, the columns move closer."""
     annotations, shapes, _, (x0, x1, y0, y1) = _arrows(nodes, edges, _font(presenter))
-    fig = go.Figure(layout=dict(title=title, annotations=annotations, shapes=shapes, showlegend=False))
-    fig.update_xaxes(visible=False, range=[x0 - 20, x1 + 20], fixedrange=True)
+    width = max(x1 - x0 + 40, PRESENTER_ASSUMED_WIDTH if presenter else ASSUMED_WIDTH)
+    middle, half = (x0 + x1) / 2, (width - 20) / 2  # apply_theme's side margins: 10 px each
+    fig = go.Figure(layout=dict(title=title, annotations=annotations, shapes=shapes, showlegend=False, width=width))
+    fig.update_xaxes(visible=False, range=[middle - half, middle + half], fixedrange=True)
     fig.update_yaxes(visible=False, range=[y1 + 10, y0 - 10], fixedrange=True)
     apply_theme(fig, presenter)
     fig.update_layout(height=y1 - y0 + 20 + fig.layout.margin.t + fig.layout.margin.b)
@@ -269,7 +276,7 @@ def placed_labels(points: Sequence[tuple[float, float, str]], *, x_range: Sequen
     for (x, y, text), (px, py) in zip(points, at):
         w, h = len(text) * CHAR_WIDTH * font + 4, LINE_HEIGHT * font
         spots = []
-        for far in range(4):
+        for far in range(FAR_RINGS):
             dx, dy = w / 2 + r + 2 + far * 1.5 * h, h / 2 + r + far * h
             spots += [(0, -dy), (0, dy), (dx, 0), (-dx, 0), (dx, -dy), (-dx, -dy), (dx, dy), (-dx, dy)]
         free = [(dx, dy) for dx, dy in spots
@@ -307,8 +314,8 @@ def accuracy_vs_macs(summaries: Sequence, *, presenter: bool = False) -> go.Figu
     _scatter(fig, points, lambda p: p.macs, lambda p: p.acc1, size=marker, color=PALETTE[0])
     fig.update_layout(title="ImageNet top-1 against compute", showlegend=False, height=height, annotations=placed_labels(
         [(math.log10(p.macs), p.acc1, p.title) for p in points], x_range=x_range, y_range=y_range,
-        plot_px=(720, height - 150), font=text_size(presenter), marker_px=marker))
-    fig.update_xaxes(type="log", title="MACs per image (log scale)", range=x_range)
+        plot_px=(ACCURACY_PLOT_PX, height - TITLES_PX), font=text_size(presenter), marker_px=marker))
+    fig.update_xaxes(type="log", title="MACs per image (log scale)", range=x_range, dtick=1, tickformat="~s")
     fig.update_yaxes(title="ImageNet top-1 (%)", range=y_range)
     return apply_theme(fig, presenter)
 
@@ -326,10 +333,10 @@ def params_vs_macs(summaries: Sequence, *, presenter: bool = False) -> go.Figure
     fig.update_layout(title="Parameters against compute (gray: this app's nets, for 32×32 images)", showlegend=False,
                       height=height, annotations=placed_labels(
                           [(math.log10(s.macs), math.log10(s.params), s.title) for s in ours + imagenet],
-                          x_range=x_range, y_range=y_range, plot_px=(640, height - 150), font=text_size(presenter),
+                          x_range=x_range, y_range=y_range, plot_px=(PARAMS_PLOT_PX, height - TITLES_PX), font=text_size(presenter),
                           marker_px=marker))
-    fig.update_xaxes(type="log", title="MACs per image (log scale)", range=x_range)
-    fig.update_yaxes(type="log", title="parameters (log scale)", range=y_range)
+    fig.update_xaxes(type="log", title="MACs per image (log scale)", range=x_range, dtick=1, tickformat="~s")
+    fig.update_yaxes(type="log", title="parameters (log scale)", range=y_range, dtick=1, tickformat="~s")
     return apply_theme(fig, presenter)
 
 
