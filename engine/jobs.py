@@ -402,8 +402,11 @@ class JobRunner:
             raise UserInputError(f"{WORKERS_ENV} must be one of {', '.join(WORKER_KINDS)}; got {self.workers!r}")
         self._ray = None
         if self.workers == "ray":
-            from engine.jobs_ray import RayWorker
-
+            try:
+                from engine.jobs_ray import RayWorker
+            except ImportError as error:
+                raise UserInputError(f"jobs on Ray ({RAY_ADDRESS_ENV} is set) need Ray on this server: "
+                                     f"pip install ray ({error})") from error
             self._ray = RayWorker(ray_address or "local", threads=threads)
         offered = self._ray.cluster().slots(self._ray.threads) if self._ray else None
         self.slots = default_slots(offered) if slots is None else int(slots)

@@ -177,7 +177,7 @@ def _kill_job_workers() -> int:
 def test_the_sidebar_names_the_ray_cluster(app_on_ray):
     at = run_page("app_pages/start/home.py")
     shown = " ".join(caption.value for caption in at.sidebar.caption)
-    assert "Jobs on the **Ray cluster: 1 worker, 2 CPUs**: 0 of 2 slots busy, 0 waiting" in shown
+    assert "Jobs run on the **Ray cluster: 1 worker, 2 CPUs** · 0 of 2 slots busy, 0 waiting" in shown
 
 
 def test_a_dead_worker_is_reported_in_the_page_and_the_sessions_runs_are_kept(app_on_ray):

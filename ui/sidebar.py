@@ -66,7 +66,7 @@ def device_ui(slot) -> None:
         slot.error(str(error))
         return
     cluster = jobs.where()
-    where = f"Jobs on the **{cluster}**: " if cluster else "Jobs: "
+    where = f"Jobs run on the **{cluster}** · " if cluster else "Jobs: "
     slot.caption(f"Computing on: **{describe(pick_device())}** · {where}{jobs.status()}",
                  help="Training and other long work queue for a free slot "
                       f"{'on the Ray cluster' if cluster else 'of this server'}; each session gets its turn.")
