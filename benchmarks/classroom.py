@@ -1,15 +1,30 @@
-"""A classroom storm: N browser sessions press Train at once while one more keeps changing a control.
+"""A classroom storm: N sessions press Train at once while one more keeps changing a control.
 
-One server; N Playwright contexts (N = 8 by default) open the Train Lab with the default preset,
-each types its own seed into the sidebar, then all press Train at (nearly) the same moment. One
-more session keeps changing the Convolution page's first number control ("Out channels", up then
-down) and times each change until its page is idle again. Each session is its own asyncio task,
-so no session's waiting delays another's clock. Before the storm, one session trains alone (the
-baseline). Prints: sessions that got a result of their own, one run alone, the time to each
-session's result, the storm's wall time and the control's p50/p95. Targets (issue 12): first
-result ≤ 1.5 × alone; the k-th ≤ k × alone ÷ slots × 1.2; storm ≤ N × alone; control p95 ≤ 1 s.
+One server; N sessions (30 by default) open the Train Lab with its default preset, each types its
+own seed into the sidebar, then all press Train at (nearly) the same moment. K of them (--browsers,
+2 by default) are Playwright contexts in one headless Chromium; the rest are lightweight websocket
+sessions (ws_session.py: Streamlit's own protocol without a browser, the job fragment's timed polls
+included; tests/e2e/test_ws_session.py checks that one gets a browser's result). In a classroom
+the browsers run on the students' machines; here every one would take the server's 2 CPUs. One
+more browser keeps changing the Convolution page's "Out channels" (up, then down) and times each
+change until its page is idle again: what a student on another page feels. Each session is its
+own asyncio task, so no session's waiting delays another's clock.
 
-    python benchmarks/classroom.py [--sessions 8] [--slots 1] [--chromium /usr/bin/chromium]
+Before the storm, one browser run warms the server and its workers up (not counted); then each
+seed trains alone in a websocket session, one after another: the result each seed gives alone,
+one run alone (their median) and the runs one after another (their sum).
+
+Prints: every session's result against its seed's alone, that no session has a run it did not
+train, the time to the first, median and last result and to each k-th against its bound, the
+storm's wall time against the runs one after another, the control's p50/p95, the peak resident
+memory of the server and of its workers, and each part's share of the CPUs (other processes'
+included) during each phase. Targets (issues 12 and 18): first result ≤ 1.5 × alone; the k-th ≤
+k × alone ÷ slots × 1.2; storm ≤ the runs one after another; control p95 ≤ 1 s.
+
+    python benchmarks/classroom.py [--sessions 30] [--browsers 2] [--slots N] [--ray] [--chromium PATH]
+
+--ray runs the jobs on a local Ray (VISIONEXPLORER_RAY_ADDRESS=local: the server starts one with a
+worker per CPU, 2 here) instead of the server's own worker processes.
 """
 
 from __future__ import annotations
@@ -22,32 +37,53 @@ import tempfile
 import time
 from pathlib import Path
 
+from _procs import TreeMeter, child_pid
 from _server import CHROMIUM_ARGS, chromium_path, streamlit_server
+from ws_session import RESULT_METRICS, open_train_lab, run_names, train
 
 IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
-TIMEOUT_MS = 300_000
+TIMEOUT_S = 600
 BASE_SEED = 100
 
 
-async def open_train_lab(browser, url: str, seed: int):
+# ---- browser sessions -------------------------------------------------------------------------------
+async def open_browser_train_lab(browser, url: str, seed: int):
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     await page.goto(f"{url}/train_lab", wait_until="domcontentloaded")
-    await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_MS)
+    await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
     seed_box = page.get_by_label("Seed", exact=True).and_(page.locator("input"))
     await seed_box.fill(str(seed))
     await seed_box.press("Enter")
     await page.wait_for_timeout(300)
-    await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_MS)
+    await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
     return context, page
 
 
-async def train_and_wait(page, started: float) -> tuple[float, str]:
-    """Press Train; (seconds from `started` until the test accuracy shows, that accuracy)."""
+async def browser_train(page, started: float) -> tuple[float, dict[str, str]]:
+    """Press Train; (seconds from `started` until the test accuracy shows, the result's metrics)."""
     await page.get_by_role("button", name="Train", exact=True).click()
-    metric = page.locator('[data-testid="stMetric"]', has_text="Test accuracy").first
-    await metric.wait_for(timeout=TIMEOUT_MS)
-    return time.monotonic() - started, await metric.locator('[data-testid="stMetricValue"]').inner_text()
+    metric = page.locator('[data-testid="stMetric"]', has_text=RESULT_METRICS[0]).first
+    await metric.wait_for(timeout=TIMEOUT_S * 1000)
+    seconds = time.monotonic() - started
+    await page.wait_for_timeout(300)
+    await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
+    values = {}
+    for label in RESULT_METRICS:
+        shown = page.locator('[data-testid="stMetric"]', has_text=label).first
+        values[label] = await shown.locator('[data-testid="stMetricValue"]').inner_text()
+    return seconds, values
+
+
+async def browser_run_names(page) -> list[str]:
+    """The options of the Train Lab's "Run" picker (opened, read, closed)."""
+    picker = page.locator('[data-testid="stSelectbox"]', has_text="Run").first
+    await picker.click()
+    options = page.get_by_role("option")
+    await options.first.wait_for(timeout=10_000)
+    names = await options.all_inner_texts()
+    await page.keyboard.press("Escape")
+    return names
 
 
 async def keep_changing(page, stop: asyncio.Event) -> list[float]:
@@ -58,9 +94,48 @@ async def keep_changing(page, stop: asyncio.Event) -> list[float]:
         started = time.monotonic()
         await page.locator(f'[data-testid="stMain"] [data-testid="{button}"]').first.click()
         await page.wait_for_timeout(50)  # let the rerun start before waiting for idle
-        await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_MS)
+        await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
         times.append(time.monotonic() - started)
     return times
+
+
+# ---- the phases -------------------------------------------------------------------------------------
+async def alone(url: str, seeds: list[int]) -> dict[int, tuple[float, dict[str, str]]]:
+    """Each seed trained alone, one after another: {seed: (seconds, metrics)}."""
+    results = {}
+    for seed in seeds:
+        session = await open_train_lab(url, seed, timeout=TIMEOUT_S)
+        try:
+            results[seed] = await train(session, time.monotonic(), timeout=TIMEOUT_S)
+        finally:
+            await session.close()
+    return results
+
+
+async def storm(browser, url: str, seeds: list[int], browsers: int):
+    """All sessions press Train at once while the control changes; (results, wall, moves, own runs)."""
+    in_browser = [await open_browser_train_lab(browser, url, seed) for seed in seeds[:browsers]]
+    lightweight = list(await asyncio.gather(*(open_train_lab(url, seed, timeout=TIMEOUT_S) for seed in seeds[browsers:])))
+    control_context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    control = await control_context.new_page()
+    await control.goto(f"{url}/conv_playground", wait_until="domcontentloaded")
+    await control.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
+
+    stop = asyncio.Event()
+    changing = asyncio.create_task(keep_changing(control, stop))
+    started = time.monotonic()
+    results = await asyncio.gather(*(browser_train(page, started) for _, page in in_browser),
+                                   *(train(session, started, timeout=TIMEOUT_S) for session in lightweight))
+    wall = time.monotonic() - started
+    stop.set()
+    moves = await changing
+    names = [await browser_run_names(page) for _, page in in_browser] + [run_names(s) for s in lightweight]
+    for session in lightweight:
+        await session.close()
+    for context, _ in in_browser:
+        await context.close()
+    await control_context.close()
+    return results, wall, moves, names
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,56 +143,95 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def storm(url: str, sessions: int, chromium: str):
+def role_of(server_pid: int):
+    def role(pid: int, cmdline: str, ancestors: list[int]) -> str:
+        if pid == server_pid:
+            return "server"
+        if server_pid in ancestors:
+            return "Ray services" if ("ray" in cmdline and "ray::" not in cmdline) else "workers"
+        return "browsers" if "chrom" in cmdline else "benchmark"
+    return role
+
+
+def describe(meter: TreeMeter, phase: str) -> str:
+    shares = meter.cpu_share()
+    parts = ", ".join(f"{role} {share:.0%}" for role, share in sorted(shares.items(), key=lambda kv: -kv[1])
+                      if share >= 0.005)
+    return f"CPU share during {phase} (of both CPUs): {parts}"
+
+
+async def run(url: str, server_pid: int, args, slots: int) -> None:
     from playwright.async_api import async_playwright  # a dev requirement; imported only here
 
+    seeds = [BASE_SEED + i for i in range(args.sessions)]
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        context, page = await open_train_lab(browser, url, BASE_SEED - 1)
-        alone, _ = await train_and_wait(page, time.monotonic())
+        browser = await playwright.chromium.launch(executable_path=chromium_path(args.chromium), headless=True,
+                                                   args=CHROMIUM_ARGS)
+        context, page = await open_browser_train_lab(browser, url, BASE_SEED - 1)
+        warm_up, _ = await browser_train(page, time.monotonic())
         await context.close()
-        print(f"one run alone: {alone:.1f} s")
+        print(f"warm-up run in a browser (not counted): {warm_up:.1f} s", flush=True)
 
-        opened = [await open_train_lab(browser, url, BASE_SEED + i) for i in range(sessions)]
-        slider_context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-        slider = await slider_context.new_page()
-        await slider.goto(f"{url}/conv_playground", wait_until="domcontentloaded")
-        await slider.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_MS)
+        with TreeMeter(role_of(server_pid)) as alone_meter:
+            reference = await alone(url, seeds)
+        times = [t for t, _ in reference.values()]
+        one, sequential = statistics.median(times), sum(times)
+        print(f"each seed alone, one after another: {sequential:.1f} s in all; one run alone: median {one:.1f} s "
+              f"(range {min(times):.1f}–{max(times):.1f} s)")
+        print(describe(alone_meter, "the runs alone"), flush=True)
 
-        stop = asyncio.Event()
-        changing = asyncio.create_task(keep_changing(slider, stop))
-        started = time.monotonic()
-        results = await asyncio.gather(*(train_and_wait(page, started) for _, page in opened))
-        wall = time.monotonic() - started
-        stop.set()
-        moves = await changing
+        with TreeMeter(role_of(server_pid)) as storm_meter:
+            results, wall, moves, names = await storm(browser, url, seeds, args.browsers)
         await browser.close()
-    return alone, results, wall, moves
+
+    own = [seed for seed, (_, values) in zip(seeds, results) if values == reference[seed][1]]
+    print(f"sessions whose result is the one their seed gives alone: {len(own)} of {len(seeds)}")
+    for seed, (_, values) in zip(seeds, results):
+        if values != reference[seed][1]:
+            print(f"  seed {seed}: {values} in the storm, {reference[seed][1]} alone")
+    foreign = [(seed, n) for seed, n in zip(seeds, names) if len(n) != 1]
+    print(f"sessions that have exactly one run, their own: {len(seeds) - len(foreign)} of {len(seeds)}"
+          + "".join(f"\n  seed {seed}: runs {n}" for seed, n in foreign))
+    print("test accuracy by seed: " + ", ".join(f"{seed}: {values[RESULT_METRICS[0]]}"
+                                                 for seed, (_, values) in zip(seeds, results)))
+    kinds = ["browser"] * args.browsers + ["websocket"] * (len(seeds) - args.browsers)
+    ordered = sorted((t, kind) for (t, _), kind in zip(results, kinds))
+    at = [t for t, _ in ordered]
+    print(f"results at: first {at[0]:.1f} s, median {statistics.median(at):.1f} s, last {at[-1]:.1f} s; browsers' "
+          + ", ".join(f"{t:.1f} s" for t, kind in ordered if kind == "browser"))
+    missed = [(k, t, k * one / slots * 1.2) for k, t in enumerate(at, start=1) if t > k * one / slots * 1.2]
+    print(f"k-th result ≤ k × alone ÷ {slots} slot(s) × 1.2: {len(at) - len(missed)} of {len(at)} within"
+          + "".join(f"\n  result {k}: {t:.1f} s > {bound:.1f} s" for k, t, bound in missed))
+    print(f"first result {at[0] / one:.2f} × alone (target ≤ 1.5)")
+    print(f"storm wall time {wall:.1f} s vs {sequential:.1f} s one after another (target: no slower)")
+    print(f"control changes during the storm: {len(moves)}, p50 {statistics.median(moves):.2f} s, "
+          f"p95 {percentile(moves, 0.95):.2f} s (target p95 ≤ 1 s)")
+    print("peak resident memory: " + ", ".join(
+        f"{role} {storm_meter.peak_kb[role] / 1024:.0f} MiB" + (f" (largest process {storm_meter.peak_one_kb[role] / 1024:.0f} MiB)"
+                                                               if role != "server" else "")
+        for role in ("server", "workers", "Ray services", "browsers") if storm_meter.peak_kb.get(role)))
+    print(describe(storm_meter, "the storm"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--browsers", type=int, default=2, help="sessions that are real browsers; the rest are "
+                                                                "websocket sessions")
     parser.add_argument("--slots", type=int, default=None, help="VISIONEXPLORER_SLOTS for the server")
+    parser.add_argument("--ray", action="store_true", help="run the jobs on a local Ray (2 workers here)")
     parser.add_argument("--chromium", default=None)
     args = parser.parse_args()
     env = {"VISIONEXPLORER_SLOTS": str(args.slots)} if args.slots else {}
-    slots = args.slots or max(1, (os.cpu_count() or 2) // 2)
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.sessions} sessions, {slots} slot(s)")
+    if args.ray:
+        env["VISIONEXPLORER_RAY_ADDRESS"] = "local"
+    # As engine.jobs.default_slots: a local Ray offers one slot per CPU (a job takes 1 thread), the server half the CPUs.
+    slots = args.slots or ((os.cpu_count() or 2) if args.ray else max(1, (os.cpu_count() or 2) // 2))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.sessions} sessions "
+          f"({min(args.browsers, args.sessions)} in browsers), {slots} slot(s){' on a local Ray' if args.ray else ''}")
     with tempfile.TemporaryDirectory() as logs, streamlit_server(Path(logs) / "server.log", env) as (url, _, _):
-        alone, results, wall, moves = asyncio.run(storm(url, args.sessions, chromium_path(args.chromium)))
-
-    print(f"sessions with a result of their own: {len(results)} of {args.sessions} (test accuracy by seed: "
-          + ", ".join(f"{BASE_SEED + i}: {value}" for i, (_, value) in enumerate(results)) + ")")
-    times = sorted(t for t, _ in results)
-    print("time to each result: " + " ".join(f"{t:.1f}" for t in times) + " s")
-    for k, t in enumerate(times, start=1):
-        bound = k * alone / slots * 1.2
-        print(f"  result {k}: {t:.1f} s, target ≤ {bound:.1f} s{'' if t <= bound else ' MISSED'}")
-    print(f"first result {times[0] / alone:.2f} × alone (target ≤ 1.5)")
-    print(f"storm wall time {wall:.1f} s vs {len(results) * alone:.1f} s one after another (target: no slower)")
-    print(f"control changes: {len(moves)}, p50 {statistics.median(moves):.2f} s, p95 {percentile(moves, 0.95):.2f} s "
-          f"(target p95 ≤ 1 s); load average now {os.getloadavg()[0]:.1f}")
+        asyncio.run(run(url, child_pid("streamlit"), args, slots))
+    print(f"load average now {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
