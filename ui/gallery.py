@@ -1,12 +1,16 @@
-"""The classic blocks of the architecture gallery: each drawn (ui/figures/gallery.py) beside its formula, and
-which of them a network is built from."""
+"""The architecture gallery's tables and classic blocks: a network's layers and all networks as tables; each block
+drawn (ui/figures/gallery.py) beside its formula, and which of them a network is built from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+
+from engine.models import gallery
 
 from ui.figures import gallery as figs
 from ui.sidebar import presenter_mode
@@ -68,12 +72,35 @@ def blocks_in(summary) -> list[str]:
             if kinds & set(block.kinds) or name == "se" and summary.global_context]
 
 
+def layer_table(summary) -> pd.DataFrame:
+    """One row per layer of an engine.models.gallery.GallerySummary, then the totals."""
+    rows = [(layer.name or "(top level)", layer.kind, "×".join(map(str, layer.output_shape)), layer.params, layer.macs,
+             "whole image" if layer.whole_image else f"{layer.receptive_field}×{layer.receptive_field}")
+            for layer in summary.layers]
+    rows.append(("total", "", "", summary.params, summary.macs, "whole image" if summary.family == "vit" else
+                 f"{summary.receptive_field}×{summary.receptive_field} (last map)"))
+    return pd.DataFrame(rows, columns=["layer", "kind", "output", "parameters", "MACs", "receptive field"])
+
+
+def overview(summaries) -> pd.DataFrame:
+    """One row per network: year, input, size, compute, receptive field, ImageNet top-1 and which weights."""
+    return pd.DataFrame([{"network": s.title, "year": gallery.entry(s.name).year, "input": f"{s.in_channels}×{s.input_size}²",
+                          "parameters": s.params, "MACs": s.macs, "receptive field (px)": s.receptive_field,
+                          "ImageNet top-1 (%)": s.acc1, "weights": gallery.entry(s.name).weights_name}
+                         for s in summaries])
+
+
+@st.cache_data(max_entries=len(BLOCKS) * 2, show_spinner=False)
+def _drawing(name: str, presenter: bool) -> go.Figure:
+    return BLOCKS[name].draw(presenter=presenter)
+
+
 def block_ui(name: str) -> None:
     """One block: its drawing, its formulas and what it does."""
     block = BLOCKS[name]
     st.subheader(block.title)
     left, right = st.columns(2)
-    left.plotly_chart(block.draw(presenter=presenter_mode()), width="content", key=f"gallery.block.{name}")
+    left.plotly_chart(_drawing(name, presenter_mode()), width="content", key=f"gallery.block.{name}")
     for formula in block.formulas:
         right.latex(formula)
     right.caption(block.caption)

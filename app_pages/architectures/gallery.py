@@ -2,6 +2,7 @@
 ILSVRC timeline; the classic blocks drawn with their formulas; why two 3×3 convolutions beat one 5×5."""
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from engine.models import gallery
@@ -33,23 +34,17 @@ def _summaries() -> list[gallery.GallerySummary]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _layer_table(name: str) -> pd.DataFrame:
-    """One row per layer, then the totals."""
-    s = _summary(name)
-    rows = [(layer.name or "(top level)", layer.kind, "×".join(map(str, layer.output_shape)), layer.params, layer.macs,
-             "whole image" if layer.whole_image else f"{layer.receptive_field}×{layer.receptive_field}")
-            for layer in s.layers]
-    rows.append(("total", "", "", s.params, s.macs, "whole image" if s.family == "vit" else
-                 f"{s.receptive_field}×{s.receptive_field} (last map)"))
-    return pd.DataFrame(rows, columns=["layer", "kind", "output", "parameters", "MACs", "receptive field"])
+def _network(name: str, presenter: bool) -> tuple[pd.DataFrame, go.Figure]:
+    """The layer table and the block diagram: a figure costs more to build than to copy."""
+    return blocks.layer_table(_summary(name)), figs.network_diagram(_summary(name), presenter=presenter)
 
 
-@st.cache_data(show_spinner=False)
-def _overview() -> pd.DataFrame:
-    return pd.DataFrame([{"network": s.title, "year": gallery.entry(s.name).year, "input": f"{s.in_channels}×{s.input_size}²",
-                          "parameters": s.params, "MACs": s.macs, "receptive field (px)": s.receptive_field,
-                          "ImageNet top-1 (%)": s.acc1, "weights": gallery.entry(s.name).weights_name}
-                         for s in _summaries()])
+@st.cache_data(max_entries=2, show_spinner=False)
+def _compared(presenter: bool) -> tuple[go.Figure, go.Figure, go.Figure, pd.DataFrame]:
+    summaries = _summaries()
+    return (figs.ilsvrc_timeline(gallery.ILSVRC_TOP5, gallery.HUMAN_TOP5, presenter=presenter),
+            figs.accuracy_vs_macs(summaries, presenter=presenter), figs.params_vs_macs(summaries, presenter=presenter),
+            blocks.overview(summaries))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -78,25 +73,25 @@ def render_network() -> None:
     st.caption(f"**Receptive field:** {s.receptive_field_note}. The last feature map is {s.last_map[0]}×{s.last_map[1]}, "
                f"its units {s.jump} px apart. Built on PyTorch's meta device (shapes, no numbers): its "
                f"{s.weights_mb:,.1f} MB of float32 weights take no memory here.")
-    st.plotly_chart(figs.network_diagram(s, presenter=presenter_mode()), width="stretch", key=f"{P}.diagram")
+    table, diagram = _network(name, presenter_mode())
+    st.plotly_chart(diagram, width="stretch", key=f"{P}.diagram")
     st.caption("Identical neighbouring blocks are drawn once (×n); norms and activations join the block before "
                "them. Hover a block for its modules.")
-    st.dataframe(_layer_table(name), hide_index=True, width="stretch", height=380, column_config=COUNTS)
+    st.dataframe(table, hide_index=True, width="stretch", height=380, column_config=COUNTS)
     for block in blocks.blocks_in(s):
         blocks.block_ui(block)
 
 
 def render_compare() -> None:
-    summaries = _summaries()
-    st.plotly_chart(figs.ilsvrc_timeline(gallery.ILSVRC_TOP5, gallery.HUMAN_TOP5, presenter=presenter_mode()),
-                    width="stretch", key=f"{P}.timeline")
+    timeline, accuracy, sizes, table = _compared(presenter_mode())
+    st.plotly_chart(timeline, width="stretch", key=f"{P}.timeline")
     st.caption("Top-5 error: the true class is not among the network's five highest scores. The winners were "
                "ensembles of several networks; the single networks below are torchvision's weights.")
-    st.plotly_chart(figs.accuracy_vs_macs(summaries, presenter=presenter_mode()), width="stretch", key=f"{P}.acc")
+    st.plotly_chart(accuracy, width="stretch", key=f"{P}.acc")
     st.caption("Top-1 of torchvision's DEFAULT weights, from their metadata (no download); IMAGENET1K_V2 (table "
                "below) is a newer training recipe, several points above the paper's.")
-    st.plotly_chart(figs.params_vs_macs(summaries, presenter=presenter_mode()), width="stretch", key=f"{P}.params")
-    st.dataframe(_overview(), hide_index=True, width="stretch", column_config={
+    st.plotly_chart(sizes, width="stretch", key=f"{P}.params")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
         **COUNTS, "year": st.column_config.NumberColumn(format="%d"),
         "ImageNet top-1 (%)": st.column_config.NumberColumn(format="%.1f")})
 
