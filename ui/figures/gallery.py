@@ -360,7 +360,7 @@ def ilsvrc_timeline(entries: Sequence[tuple[int, float, str]], human: float, *, 
         insidetextanchor="end", insidetextfont=dict(color="white"), cliponaxis=False,
         customdata=[who for _, _, who in entries] + ["one trained person (Karpathy), on a sample of the test set"],
         hovertemplate="%{x:.0f}: %{customdata}, %{y:g} %<extra></extra>"))
-    fig.add_hline(y=human, line=dict(color=PALETTE[5], dash="dash", width=2))
+    fig.add_hline(y=human, line=dict(color=PALETTE[5], dash="dash", width=2), layer="below")  # under the labels
     fig.update_layout(title="ILSVRC classification: top-5 error of the winners", showlegend=False, height=height)
     fig.update_xaxes(tickvals=sorted(set(years)) + [human_x], ticktext=[str(y) for y in sorted(set(years))] + ["human"])
     fig.update_yaxes(title="top-5 error (%)", range=[0, min(top, 4 * max(errors))])
