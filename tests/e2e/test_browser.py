@@ -108,6 +108,7 @@ PUBLISHED_PATHS = (
     "train_lab", "lessons", "conv_playground", "pooling", "receptive_field", "activations", "gradient_flow",
     "normalization", "preprocessing", "optimizers", "landscape", "losses", "minibatch", "feature_maps",
     "saliency", "robustness", "attention", "vit_inside", "cnn_vs_vit", "decision_boundaries", "backprop",
+    "architecture_gallery",
 )
 
 
