@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from playwright.async_api import async_playwright, expect  # requirements-dev.txt
+
 from _procs import TreeMeter, child_pid
 from _server import CHROMIUM_ARGS, chromium_path, streamlit_server
 from ws_session import RESULT_METRICS, open_train_lab, run_names, train
@@ -87,13 +89,19 @@ async def browser_run_names(page) -> list[str]:
 
 
 async def keep_changing(page, stop: asyncio.Event) -> list[float]:
-    """Seconds from each change of the page's first number control until the page is idle again."""
+    """Seconds from each change of "Out channels" until the page shows the new output shape and is idle.
+
+    The new shape proves that the change's run started: the page's run state alone says "notRunning"
+    until the server's status message arrives, so waiting on it could end before the run began.
+    """
     times = []
+    shape = page.locator('[data-testid="stMetric"]', has_text="Output C×H×W").locator('[data-testid="stMetricValue"]')
     while not stop.is_set():
         button = "stNumberInputStepUp" if len(times) % 2 == 0 else "stNumberInputStepDown"
+        before = await shape.inner_text()
         started = time.monotonic()
         await page.locator(f'[data-testid="stMain"] [data-testid="{button}"]').first.click()
-        await page.wait_for_timeout(50)  # let the rerun start before waiting for idle
+        await expect(shape).not_to_have_text(before, timeout=TIMEOUT_S * 1000)
         await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
         times.append(time.monotonic() - started)
     return times
@@ -161,7 +169,6 @@ def describe(meter: TreeMeter, phase: str) -> str:
 
 
 async def run(url: str, server_pid: int, args, slots: int) -> None:
-    from playwright.async_api import async_playwright  # a dev requirement; imported only here
 
     seeds = [BASE_SEED + i for i in range(args.sessions)]
     async with async_playwright() as playwright:
@@ -192,8 +199,8 @@ async def run(url: str, server_pid: int, args, slots: int) -> None:
     foreign = [(seed, n) for seed, n in zip(seeds, names) if len(n) != 1]
     print(f"sessions that have exactly one run, their own: {len(seeds) - len(foreign)} of {len(seeds)}"
           + "".join(f"\n  seed {seed}: runs {n}" for seed, n in foreign))
-    print("test accuracy by seed: " + ", ".join(f"{seed}: {values[RESULT_METRICS[0]]}"
-                                                 for seed, (_, values) in zip(seeds, results)))
+    print("test accuracy / loss by seed: " + ", ".join(f"{seed}: {values[RESULT_METRICS[0]]} / {values[RESULT_METRICS[1]]}"
+                                                        for seed, (_, values) in zip(seeds, results)))
     kinds = ["browser"] * args.browsers + ["websocket"] * (len(seeds) - args.browsers)
     ordered = sorted((t, kind) for (t, _), kind in zip(results, kinds))
     at = [t for t, _ in ordered]

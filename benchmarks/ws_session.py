@@ -73,7 +73,10 @@ class WebsocketSession:
         self.runs_finished = 0  # script runs (full or fragment) that ended, for callers that wait on change
         self.auto_reruns = 0  # fragment reruns this session's timers asked for
         self.script_running = False
-        self._requested = False  # a rerun was asked for and its run has not started yet
+        # A rerun this session asked for: (its fragment id or "" for the page, whether its run started).
+        # Until that run ends the session is not idle; the browser's own state lags here (it says
+        # "notRunning" until the server's status message arrives), so waiting on it could end early.
+        self._asked: tuple[str, bool] | None = None
         self._run_id = ""
         self._widgets: dict[str, WidgetState] = {}
         self._timers: dict[str, tuple[float, asyncio.Task]] = {}
@@ -125,7 +128,7 @@ class WebsocketSession:
     @property
     def idle(self) -> bool:
         """No script run is going on or asked for (the browser's "notRunning")."""
-        return not self.script_running and not self._requested
+        return not self.script_running and self._asked is None
 
     async def wait_for(self, predicate: Callable[[WebsocketSession], Any], timeout: float) -> Any:
         """The first truthy `predicate(self)`, checked after every message; SessionError on an exception shown."""
@@ -146,24 +149,27 @@ class WebsocketSession:
     # ---- what a user does ----------------------------------------------------------------------------
     async def set_number(self, label: str, value: float) -> None:
         """Type `value` into the number input labelled `label` (and press Enter: a rerun)."""
-        widget = self._widget("number_input", label)
+        widget, fragment_id = self._widget("number_input", label)
         state = WidgetState(id=widget.id)
         if widget.data_type == widget.INT:
             state.int_value = int(value)
         else:
             state.double_value = float(value)
         self._widgets[widget.id] = state
-        await self._rerun()
+        await self._rerun(fragment_id=fragment_id)
 
     async def click(self, label: str) -> None:
         """Press the button labelled `label`."""
-        await self._rerun(trigger=WidgetState(id=self._widget("button", label).id, trigger_value=True))
+        widget, fragment_id = self._widget("button", label)
+        await self._rerun(trigger=WidgetState(id=widget.id, trigger_value=True), fragment_id=fragment_id)
 
-    def _widget(self, kind: str, label: str) -> Any:
-        found = self.element(kind, label)
-        if found is None:
-            raise SessionError(f"no {kind} labelled {label!r} on the page")
-        return found
+    def _widget(self, kind: str, label: str) -> tuple[Any, str]:
+        """The widget and the fragment it is in: its change reruns only that fragment, as in a browser."""
+        for path in sorted(self.nodes):
+            node = self.nodes[path]
+            if node.kind == kind and node.proto.label == label:
+                return node.proto, node.fragment_id
+        raise SessionError(f"no {kind} labelled {label!r} on the page")
 
     # ---- the protocol --------------------------------------------------------------------------------
     async def _rerun(self, *, trigger: WidgetState | None = None, fragment_id: str = "", auto: bool = False) -> None:
@@ -182,7 +188,7 @@ class WebsocketSession:
             setattr(state.context_info, name, value)
         state.context_info.url = f"{self.url}/{self.page_name}" + (f"?{self.query_string}" if self.query_string else "")
         if not auto:
-            self._requested = True
+            self._asked = (fragment_id, False)
         await self._ws.send(message.SerializeToString())
 
     async def _read(self) -> None:
@@ -212,7 +218,9 @@ class WebsocketSession:
     def _handle(self, message: ForwardMsg) -> None:
         kind = message.WhichOneof("type")
         if kind == "new_session":
-            self._requested = False
+            fragments = message.metadata.run.fragment_ids
+            if self._asked is not None and (self._asked[0] in fragments if self._asked[0] else not fragments):
+                self._asked = (self._asked[0], True)
             self._run_id = message.metadata.run.script_run_id
             self._max_age = message.new_session.config.max_cached_message_age or self._max_age
             if not message.metadata.run.fragment_ids:  # a full run: the browser drops every timer
@@ -252,6 +260,8 @@ class WebsocketSession:
         if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
             return
         self.runs_finished += 1
+        if self._asked is not None and self._asked[1]:
+            self._asked = None
         fragments = set(run.fragment_ids)
         if status in (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY):
             self.nodes = {path: node for path, node in self.nodes.items() if node.run_id == run.script_run_id
