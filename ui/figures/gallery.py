@@ -188,9 +188,7 @@ def network_diagram(summary, *, presenter: bool = False) -> go.Figure:
                      fixedrange=True, row=1, col=4)
     fig.update_yaxes(visible=False, range=[y1 + 10, y0 - 10], fixedrange=True)
     apply_theme(fig, presenter)
-    for note in fig.layout.annotations[:4]:
-        note.font.size = font
-    fig.update_layout(height=y1 - y0 + 20 + fig.layout.margin.t + fig.layout.margin.b, bargap=0)
+    fig.update_layout(height=y1 - y0 + 20 + fig.layout.margin.t + fig.layout.margin.b)
     return fig
 
 
@@ -391,7 +389,8 @@ def stacked_fields(stacked: int, *, presenter: bool = False) -> go.Figure:
                 x=[u - width // 2 for u in range(width)], y=[level] * width, mode="markers",
                 marker=dict(size=18 if presenter else 14, symbol="square" if level == 0 else "circle",
                             color=PALETTE[1] if level == 0 else PALETTE[0]),
-                hovertemplate=("input pixel" if level == 0 else f"layer {level} unit") + "<extra></extra>"),
+                hovertemplate=("input pixel" if level == 0 else f"a unit of layer {level}" if col == 1 else
+                               f"the {kernel}×{kernel} conv's unit") + "<extra></extra>"),
                 row=1, col=col)
     fig.update_layout(showlegend=False, height=360 if presenter else 300)
     fig.update_xaxes(visible=False, range=[-stacked - 0.7, stacked + 0.7])
