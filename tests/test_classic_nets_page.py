@@ -13,18 +13,37 @@ QUICK = {"ep": "1", "w": "4"}  # what a pressed Train button trains stays quick
 def test_page_plans_trains_and_compares_the_chosen_nets():
     at = run_page(PAGE, query_params=QUICK | {"nets": "lenet5,vgg_mini,inception_mini"}, timeout=120)
     assert not at.error, [e.value for e in at.error]
-    plan = at.dataframe[0].value
+    (plan,) = [d.value for d in at.dataframe]
     assert list(plan.index) == ["LeNet-5", "VGG (mini)", "GoogLeNet / Inception (mini)"]
     assert plan.loc["VGG (mini)", "map side"] == "8 → 4 → 2 → 1"  # digits: three halvings
+    assert list(plan.columns) == ["parameters", "MACs per image", "map side"] and (plan["parameters"] > 0).all()
     at.button(key="cn.train.start").click().run(timeout=120)
     finish_jobs(at)
     assert_no_exception(at, "after Train")
-    table = at.dataframe[-1].value
-    assert {"test accuracy", "parameters", "MACs per image", "s per epoch"} <= set(table.columns)
-    assert len(table) == 3 and table["test accuracy"].notna().all() and (table["s per epoch"] > 0).all()
+    (table,) = [d.value for d in at.dataframe]  # one table: size, cost, map, and now accuracy and time
+    assert list(table.columns) == ["test accuracy", "parameters", "MACs per image", "s per epoch", "epochs", "map side"]
+    assert table[["parameters", "MACs per image", "map side"]].equals(plan[["parameters", "MACs per image", "map side"]])
+    assert table["test accuracy"].notna().all() and (table["s per epoch"] > 0).all() and (table["epochs"] == 1).all()
     specs = chart_text(at)
     assert "Test accuracy against parameters" in specs and "Test accuracy against MACs per image" in specs
     assert len(at.session_state["runs"]) == 3
+    at.number_input(key="cn.epochs").set_value(2).run()  # other settings: the trained columns empty again
+    (table,) = [d.value for d in at.dataframe]
+    assert "test accuracy" not in table.columns and at.button(key="cn.train.start")
+
+
+def test_accuracy_vs_cost_puts_a_label_below_where_it_would_run_into_a_neighbours():
+    """Seen in a screenshot: VGG (mini) and AlexNet (mini), close in MACs and accuracy, labelled over each other."""
+    from ui.figures.classic_nets import accuracy_vs_cost
+
+    points = {"LeNet-5": (66_600, 0.889), "AlexNet (mini)": (1_167_360, 0.880), "VGG (mini)": (683_520, 0.894),
+              "GoogLeNet / Inception (mini)": (913_728, 0.992)}
+    fig = accuracy_vs_cost(points, cost="MACs per image")
+    positions = {trace.name: trace.textposition for trace in fig.data}
+    assert positions["VGG (mini)"] != positions["AlexNet (mini)"]
+    assert positions["GoogLeNet / Inception (mini)"] == positions["LeNet-5"] == "top center"  # nothing near them above
+    alone = accuracy_vs_cost({"a": (1e4, 0.5), "b": (1.2e4, 0.9)}, cost="parameters")  # far apart in accuracy
+    assert {trace.textposition for trace in alone.data} == {"top center"}
 
 
 def test_a_net_that_pools_digits_away_is_named_before_training():

@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine import models
 from engine.errors import UserInputError
-from engine.models.minis import footprint, plan
+from engine.models.minis import plan
 from engine.training.trainer import TrainConfig
 from ui.figures.classic_nets import accuracy_vs_cost
 from ui.lessons import lesson_link_ui
@@ -28,7 +28,12 @@ FIELDS = [f for f in TRAIN_FIELDS if f.key in ("train.data", "train.size")] + [
     flag(f"{P}.aux", "aux", True), number(f"{P}.lam", "lam", 0.3, 0.0, 1.0),
     number(f"{P}.growth", "k", 12, 1, 32, int), number(f"{P}.layers", "layers", 3, 1, 8, int),
 ]
-COUNTS = {c: st.column_config.NumberColumn(format="localized") for c in ("parameters", "MACs per image")}
+COLUMNS = ["test accuracy", "parameters", "MACs per image", "s per epoch", "epochs", "map side"]
+FORMATS = {"test accuracy": st.column_config.NumberColumn(format="percent"),
+           "parameters": st.column_config.NumberColumn(format="localized"),
+           "MACs per image": st.column_config.NumberColumn(format="localized"),
+           "s per epoch": st.column_config.NumberColumn(format="%.2f"),
+           "epochs": st.column_config.NumberColumn(format="%d")}
 PRESETS = {
     "lenet_alexnet_vgg_shapes": {"data": "shapes", "nets": ["lenet5", "alexnet_mini", "vgg_mini"], "ep": 3},
     "all_on_digits": {"data": "digits", "nets": NETS},
@@ -68,39 +73,39 @@ def _planned(name: str, options_json: str, channels: int, classes: int, size: in
     return {"parameters": fp.params, "MACs per image": fp.macs, "map side": " → ".join(str(s) for _, s in fp.sides)}
 
 
-def plan_ui(configs: list[TrainConfig], dataset) -> list[TrainConfig]:
+def plan_ui(configs: list[TrainConfig], dataset) -> tuple[list[TrainConfig], dict[str, dict]]:
     """The chosen nets' size and cost before training; the ones that do not fit say where, and are left out."""
     rows, fitting = {}, []
     for config in configs:
         try:
-            rows[models.info(config.model).title] = _planned(config.model, json.dumps(config.model_options),
-                                                              dataset.channels, dataset.num_classes, dataset.image_size)
+            rows[config.model] = _planned(config.model, json.dumps(config.model_options), dataset.channels,
+                                          dataset.num_classes, dataset.image_size)
             fitting.append(config)
         except UserInputError as error:
             st.error(f"**{models.info(config.model).title}** is left out: {error}")
-    if rows:
-        st.dataframe(pd.DataFrame(rows).T, width="stretch", column_config=COUNTS)
-        st.caption("MACs = multiply-accumulates per image at inference (FLOPs ≈ 2 × MACs). Map side: the feature "
-                   "map's side after each layer that shrinks it, from the input to the last map.")
-    return fitting
+    return fitting, rows
 
 
-def results_ui(trained: dict) -> None:
-    """One table of accuracy, size, cost and time per epoch, the learning curves, and accuracy against cost."""
-    rows = {}
-    for name, run in trained.items():
-        mc, history = run.model_config, run.history
-        fp = footprint(run.model, (mc.in_channels, mc.image_size, mc.image_size))
-        rows[name] = {"test accuracy": history.test_acc, "parameters": fp.params, "MACs per image": fp.macs,
-                      "s per epoch": sum(history.seconds) / max(1, len(history.seconds)),
-                      "epochs": len(history.epoch)}
-    table = pd.DataFrame(rows).T
-    st.dataframe(table, width="stretch", column_config={
-        "test accuracy": st.column_config.NumberColumn(format="percent"), **COUNTS,
-        "s per epoch": st.column_config.NumberColumn(format="%.2f"), "epochs": st.column_config.NumberColumn(format="%d")})
-    st.caption("Seconds per epoch: training compute on this machine (shared with other users).")
+def table_ui(rows: dict[str, dict], configs: list[TrainConfig], trained: dict) -> pd.DataFrame:
+    """One table: each chosen net's size, cost and map, and its accuracy and time once trained with these settings."""
+    for config in configs:
+        run = next((r for r in trained.values() if r.config == config.to_dict()), None)
+        if run is not None:
+            seconds = run.history.seconds
+            rows[config.model] |= {"test accuracy": run.history.test_acc, "epochs": len(run.history.epoch),
+                                   "s per epoch": sum(seconds) / max(1, len(seconds))}
+    table = pd.DataFrame({models.info(m).title: row for m, row in rows.items()}).T.reindex(columns=COLUMNS).dropna(
+        axis=1, how="all")  # a column nothing has filled in yet would read "None" in every row
+    st.dataframe(table, width="stretch", column_config=FORMATS)
+    st.caption("MACs: multiply-accumulates per image at inference (FLOPs ≈ 2 × MACs). Map side: after each shrinking "
+               "layer. Accuracy and seconds per epoch (on this shared machine) come once these settings train.")
+    return table
+
+
+def results_ui(trained: dict, table: pd.DataFrame) -> None:
+    """The learning curves of the last training, and accuracy against cost of the nets trained as set above."""
     curves_ui({name: run.history for name, run in trained.items()}, key=f"{P}.curves")
-    done = table.dropna(subset=["test accuracy"])
+    done = table.dropna(subset=["test accuracy"]) if "test accuracy" in table else table.iloc[:0]
     if not done.empty:
         left, right = st.columns(2)
         for column, cost in ((left, "parameters"), (right, "MACs per image")):
@@ -124,14 +129,17 @@ def render() -> None:
     common = dict(data=dataset.name, image_size=dataset.image_size, optimizer="adam", lr=float(lr),
                   batch_size=min(64, len(dataset.train)), epochs=int(epochs), schedule="one_cycle", seed=seed())
     configs = [TrainConfig(model=n, model_options=per_net[n], **common) for n in nets]
-    fitting = plan_ui(configs, dataset)
+    fitting, rows = plan_ui(configs, dataset)
     if not fitting:
         st.info("Pick at least one net that fits these images.")
         return
+    table_slot = st.container()  # the table above the Train button, filled in once the runs are known
     trained = trained_runs_ui([Job(f"{c.model} on {dataset.name}", c, dataset) for c in fitting], key=f"{P}.train",
                               label=f"Train {len(fitting)} net{'s' * (len(fitting) > 1)}")
+    with table_slot:
+        table = table_ui(rows, fitting, trained)
     if trained:
-        results_ui(trained)
+        results_ui(trained, table)
 
 
 st.title("Classic nets, trained here")
