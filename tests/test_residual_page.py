@@ -59,3 +59,18 @@ def test_one_depth_is_a_message_and_the_lessons_links_open_without_warnings():
     for query in links:
         at = run_page(PAGE, query_params=query)
         assert not at.warning and not at.error, (query, [w.value for w in at.warning])
+
+
+def test_lesion_charts_name_chance_in_the_legend_not_over_the_data():
+    """Seen in a screenshot: the 'chance' label inside the plot sat on the last bars and on the plain curve."""
+    from engine.training.residual import Lesion, NotRemovable, RandomK, Removal
+    from ui.figures import residual as figs
+
+    lesions = {"residual": Lesion(0.98, 0.1, [Removal("stage1.0", 0.5), Removal("stage2.0", 0.9)], [],
+                                  [RandomK(1, 0.7, 0.2), RandomK(2, 0.3, 0.1)]),
+               "plain": Lesion(0.6, 0.1, [Removal("stage1.0", 0.1)], [NotRemovable("stage2.0", "shape")],
+                               [RandomK(1, 0.1, 0.0)])}
+    for fig, span in ((figs.lesion_bars(lesions), ["stage1.0", "stage2.0"]), (figs.random_k_curve(lesions), [0, 2])):
+        (chance,) = [t for t in fig.data if t.name == "chance (10%)"]
+        assert list(chance.y) == [0.1, 0.1] and list(chance.x) == span
+        assert not fig.layout.annotations

@@ -24,6 +24,13 @@ def _legend_below(fig: go.Figure) -> None:
     fig.update_layout(legend=dict(orientation="h", yref="container", yanchor="bottom", y=0), hovermode="closest")
 
 
+def _chance_line(fig: go.Figure, lesions: Mapping[str, Any], x: Sequence) -> None:
+    """Chance accuracy as a gray dashed line named in the legend (a label inside the plot sits on the data)."""
+    chance = next(iter(lesions.values())).chance if lesions else 0.0
+    fig.add_trace(go.Scatter(x=[x[0], x[-1]], y=[chance, chance], mode="lines", name=f"chance ({chance:.0%})",
+                             line=dict(color=PALETTE[6], dash="dash", width=1.5), hoverinfo="skip"))
+
+
 def training_curves(curves: Mapping[tuple[str, int], Sequence[float]], *, presenter: bool = False) -> go.Figure:
     """Training loss per epoch of each (kind, depth) net: plain dashed, residual solid, one colour per depth."""
     fig = go.Figure()
@@ -61,7 +68,7 @@ def lesion_bars(lesions: Mapping[str, Any], *, presenter: bool = False) -> go.Fi
     """Test accuracy with one block deleted, grouped by block, one bar colour per net (residual, plain).
 
     Each lesion is an engine.training.residual.Lesion; dotted lines mark each net's intact accuracy,
-    the gray line chance; a block a net cannot lose is shown as a gap with its reason on hover.
+    the gray dashed line chance; a block a net cannot lose is shown as a gap with its reason on hover.
     """
     fig = go.Figure()
     blocks = list(dict.fromkeys(b for lesion in lesions.values()
@@ -76,9 +83,8 @@ def lesion_bars(lesions: Mapping[str, Any], *, presenter: bool = False) -> go.Fi
             customdata=[reasons.get(b, "") for b in blocks],
             hovertemplate=f"{kind} without %{{x}}: %{{y:.1%}}<br>%{{customdata}}<extra></extra>"))
         fig.add_hline(y=lesion.baseline_acc, line=dict(color=KIND_COLOUR.get(kind, PALETTE[2]), dash="dot"))
-    chance = next(iter(lesions.values())).chance if lesions else 0.0
-    fig.add_hline(y=chance, line=dict(color=PALETTE[6], dash="dash"), annotation_text="chance",
-                  annotation_position="bottom right")
+    if blocks:
+        _chance_line(fig, lesions, blocks)
     fig.update_layout(title="Test accuracy with one block deleted", barmode="group")
     _legend_below(fig)
     fig.update_xaxes(title="deleted block", type="category")
@@ -96,9 +102,7 @@ def random_k_curve(lesions: Mapping[str, Any], *, presenter: bool = False) -> go
             error_y=dict(type="data", array=[s for _, _, s in points], visible=True),
             line=dict(color=KIND_COLOUR.get(kind, PALETTE[2]), dash=KIND_DASH.get(kind, "solid"), width=3),
             hovertemplate=f"{kind}, %{{x}} blocks deleted: %{{y:.1%}}<extra></extra>"))
-    chance = next(iter(lesions.values())).chance if lesions else 0.0
-    fig.add_hline(y=chance, line=dict(color=PALETTE[6], dash="dash"), annotation_text="chance",
-                  annotation_position="bottom right")
+    _chance_line(fig, lesions, [0, max((p.k for lesion in lesions.values() for p in lesion.random_k), default=1)])
     fig.update_layout(title="Test accuracy with k random blocks deleted")
     _legend_below(fig)
     fig.update_xaxes(title="blocks deleted k", tickformat="d")
