@@ -139,3 +139,13 @@ def test_multitask_page_with_both_weights_zero_says_why_instead_of_failing():
     assert all(b.key != "mtl.job.start" for b in at.button)
     at.slider(key="mtl.l2").set_value(0.5).run()
     assert not at.error and at.button(key="mtl.job.start")
+
+
+def test_vote_bars_name_the_mean_member_in_the_legend_behind_the_bars():
+    """Seen in a screenshot: the mean's label inside the plot sat on a member bar's own label."""
+    from ui.figures.ensembles import vote_bars
+
+    fig = vote_bars({"tinyvgg, seed 1": 0.98, "tinyvgg, seed 2": 0.94}, 0.981, 0.981)
+    line, bars = fig.data
+    assert line.name == "mean member (96.0%)" and list(line.y) == pytest.approx([0.96, 0.96]) and not fig.layout.annotations
+    assert list(bars.x) == ["tinyvgg, seed 1", "tinyvgg, seed 2", "soft vote", "hard vote"] and not bars.showlegend

@@ -91,8 +91,8 @@ def render_votes(results, dataset):
     presenter = presenter_mode()
     left.plotly_chart(figs.vote_bars({r.name: a for r, a in zip(results, summary.member_acc)}, summary.soft_vote,
                                      summary.hard_vote, presenter=presenter), width="stretch")
-    left.latex(r"\bar p(c \mid x) = \frac{1}{M} \sum_{m=1}^{M} p_m(c \mid x), \qquad "
-               r"\hat y_{\text{soft}} = \arg\max_c \bar p(c \mid x)")
+    left.latex(r"\bar p(c \mid x) = \frac{1}{M} \sum_{m=1}^{M} p_m(c \mid x)")  # two lines: one is too wide
+    left.latex(r"\hat y_{\text{soft}} = \arg\max_c \bar p(c \mid x)")
     left.caption("Soft voting averages the members' probabilities; a confident member counts for more.")
     right.plotly_chart(figs.accuracy_vs_k(summary.vs_k, summary.member_acc, presenter=presenter), width="stretch")
     right.latex(r"\hat y_{\text{hard}} = \arg\max_c \sum_{m=1}^{M} [\hat y_m = c]")

@@ -28,13 +28,15 @@ def vote_bars(member_acc: Mapping[str, float], soft: float, hard: float, *, pres
     names = [*member_acc, "soft vote", "hard vote"]
     values = [*member_acc.values(), soft, hard]
     colours = [MEMBER] * len(member_acc) + [SOFT, HARD]
-    fig = go.Figure(go.Bar(x=names, y=values, marker_color=colours, text=[f"{v:.1%}" for v in values],
-                           textposition="outside", cliponaxis=False,
-                           hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
     mean = sum(member_acc.values()) / max(1, len(member_acc))
-    fig.add_hline(y=mean, line_dash="dot", line_color=MEMBER, annotation_text=f"mean member {mean:.1%}",
-                  annotation_position="bottom right")
-    fig.update_layout(title="Test accuracy: members and their votes", height=420, showlegend=False)
+    # the mean named in the legend and drawn behind the bars: a label inside the plot sat on the bars' own labels
+    fig = go.Figure(go.Scatter(x=[names[0], names[-1]], y=[mean, mean], mode="lines", name=f"mean member ({mean:.1%})",
+                               line=dict(color=MEMBER, dash="dot", width=2), hoverinfo="skip"))
+    fig.add_trace(go.Bar(x=names, y=values, marker_color=colours, text=[f"{v:.1%}" for v in values],
+                         textposition="outside", cliponaxis=False, showlegend=False,
+                         hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
+    fig.update_layout(title="Test accuracy: members and their votes", height=440,
+                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0))
     fig.update_yaxes(title="test accuracy", tickformat=".0%", range=_accuracy_range(values))
     return apply_theme(fig, presenter)
 
