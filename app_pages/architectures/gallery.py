@@ -68,7 +68,8 @@ def render_network() -> None:
     c.metric("Receptive field", "whole image" if s.family == "vit" else f"{s.receptive_field} px",
              help="The side of the input square one unit of the last feature map depends on.")
     d.metric("ImageNet top-1", "—" if s.acc1 is None else f"{s.acc1:.1f} %",
-             help="From torchvision's weights metadata (no download)." if s.acc1 is not None else
+             help=f"Of torchvision's {gallery.entry(name).weights_name} weights, from their metadata (no download)."
+             if s.acc1 is not None else
              "Not trained on ImageNet: this app's nets train here on 32×32 images.")
     st.caption(f"**Receptive field:** {s.receptive_field_note}. The last feature map is {s.last_map[0]}×{s.last_map[1]}, "
                f"its units {s.jump} px apart. Built on PyTorch's meta device (shapes, no numbers): its "
@@ -108,8 +109,8 @@ def render_stacks() -> None:
     left.metric(f"{n} stacked 3×3: weights", f"{r.stacked_params:,}", help=f"n · 9C² = {n} · 9 · {channels}²")
     middle.metric(f"One {k}×{k}: weights", f"{r.single_params:,}", help=f"(2n+1)² C² = {k * k} · {channels}²")
     right.metric("Fewer weights", f"{r.saving:.0%}", help="1 − 9n/(2n+1)²: the same for every C.")
-    st.latex(rf"{n}\cdot 3^2 C^2 = {n}\cdot 9\cdot {channels}^2 = {r.stacked_params:,}".replace(",", "{,}")
-             + rf"\quad<\quad {k}^2 C^2 = {k * k}\cdot {channels}^2 = {r.single_params:,}".replace(",", "{,}"))
+    st.latex((rf"\begin{{aligned}} {n}\cdot 3^2 C^2 &= {n}\cdot 9\cdot {channels}^2 = {r.stacked_params:,} \\"
+              rf" {k}^2 C^2 &= {k * k}\cdot {channels}^2 = {r.single_params:,} \end{{aligned}}").replace(",", "{,}"))
     st.plotly_chart(figs.stacked_fields(int(n), presenter=presenter_mode()), width="stretch", key=f"{P}.fields")
     st.caption(f"Traced on the meta device, the stack sees {r.stacked_field}×{r.stacked_field} input pixels and the "
                f"single convolution {r.single_field}×{r.single_field}. The stack puts {n} ReLUs in that window instead "
