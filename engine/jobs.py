@@ -422,7 +422,7 @@ class JobRunner:
 
     def submit(self, function: JobFunction, *, session: str, label: str = "job", estimate_s: float = 1.0,
                **kwargs) -> Job:
-        """Queue `function(should_stop=…, **kwargs)`; with process workers both must pickle.
+        """Queue `function(should_stop=…, **kwargs)`; with process or Ray workers both must pickle.
 
         A session may have at most `limits.MAX_QUEUED_JOBS_PER_SESSION` jobs waiting: the server is shared.
         """

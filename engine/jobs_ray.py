@@ -79,12 +79,12 @@ def cluster_of(nodes: list[dict]) -> Cluster:
 
 def connect(address: str) -> None:
     """Join the Ray cluster at `address`, once per process; `local` starts one for this process."""
-    if ray.is_initialized():
-        return
     if address.startswith("ray://"):
         raise UserInputError(
             f"{RAY_ADDRESS_ENV}={address}: Ray Client cannot stream a job's events; make this machine a node "
             "(`ray start --address=HEAD:6379 --num-cpus=0`) and set it to `auto`")
+    if ray.is_initialized():
+        return
     options: dict[str, Any] = {"runtime_env": {"py_modules": [ENGINE_DIR]}}
     if address == "local":
         options["include_dashboard"] = False

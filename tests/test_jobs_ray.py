@@ -4,6 +4,7 @@ for a seed, Cancel, a worker that dies, and the sidebar naming the cluster."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 from pathlib import Path
@@ -15,8 +16,9 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install -r re
 import torch  # noqa: E402
 
 from engine import data  # noqa: E402
+from engine.errors import UserInputError  # noqa: E402
 from engine.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRunner  # noqa: E402
-from engine.jobs_ray import Cluster, cluster_of  # noqa: E402
+from engine.jobs_ray import Cluster, _host_dumps, cluster_of, connect  # noqa: E402
 from engine.training.interleaved import train_interleaved  # noqa: E402
 from engine.training.trainer import EpochEnd, Stopped, TrainConfig  # noqa: E402
 from tests.apptest_helpers import finish_jobs, run_page  # noqa: E402
@@ -76,6 +78,24 @@ def test_the_cluster_is_described_by_its_nodes_that_offer_work():
     cpu_cluster = cluster_of([node(2.0)])
     assert str(cpu_cluster) == "Ray cluster: 1 worker, 2 CPUs"
     assert cpu_cluster.slots(threads=1) == 2 and cpu_cluster.slots(threads=4) == 1
+
+
+def test_ray_client_addresses_are_refused_with_the_way_out():
+    with pytest.raises(UserInputError, match="cannot stream a job's events.*ray start --address"):
+        connect("ray://head:10001")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_weights_on_a_gpu_come_back_as_cpu_weights():
+    """A server without a GPU must be able to read a GPU worker's Run snapshots."""
+    model = torch.nn.Linear(3, 2).cuda()
+    model.bias.requires_grad_(False)
+    _, back = pickle.loads(_host_dumps(("event", model)))
+    for name, parameter in back.named_parameters():
+        original = getattr(model, name)
+        assert parameter.device.type == "cpu" and isinstance(parameter, torch.nn.Parameter)
+        assert parameter.requires_grad == original.requires_grad
+        torch.testing.assert_close(parameter, original.cpu(), rtol=0, atol=0)
 
 
 def test_slots_are_what_the_cluster_offers(on_ray):
