@@ -46,7 +46,8 @@ BLOCKS = {
     "bottleneck": Block(
         "Bottleneck block", figs.bottleneck_block,
         (r"y = F(x) + x", r"F:\ 1{\times}1\,(C \to \tfrac{C}{4}) \to 3{\times}3 \to 1{\times}1\,(\tfrac{C}{4} \to C)",
-         r"256\cdot64 + 9\cdot64^2 + 64\cdot256 = 69{,}632", r"\text{vs two } 3{\times}3 \text{ at } 256:\ 2\cdot 9\cdot 256^2 = 1{,}179{,}648"),
+         r"256\cdot64 + 9\cdot64^2 + 64\cdot256 = 69{,}632",
+         r"\text{vs two } 3{\times}3 \text{ at } 256:\ 2\cdot 9\cdot 256^2 = 1{,}179{,}648"),
         "The 3×3 convolution works on a quarter of the channels; the 1×1 convolutions reduce and restore them. "
         "That is how ResNet-50 has 50 layers with about the compute of ResNet-34.",
         ("Bottleneck",)),
@@ -84,7 +85,8 @@ def layer_table(summary) -> pd.DataFrame:
 
 def overview(summaries) -> pd.DataFrame:
     """One row per network: year, input, size, compute, receptive field, ImageNet top-1 and which weights."""
-    return pd.DataFrame([{"network": s.title, "year": gallery.entry(s.name).year, "input": f"{s.in_channels}×{s.input_size}²",
+    return pd.DataFrame([{"network": s.title, "year": gallery.entry(s.name).year,
+                          "input": f"{s.in_channels}×{s.input_size}²",
                           "parameters": s.params, "MACs": s.macs, "receptive field (px)": s.receptive_field,
                           "ImageNet top-1 (%)": s.acc1, "weights": gallery.entry(s.name).weights_name}
                          for s in summaries])

@@ -240,12 +240,14 @@ def dense_block(layers: int = 3, *, presenter: bool = False) -> go.Figure:
     edges = [Edge(a, b) for a, b in zip(keys, keys[1:])]
     skips = sorted(((i, j) for i in range(len(keys)) for j in range(i + 2, len(keys))), key=lambda e: (e[1] - e[0], e[0]))
     edges += [Edge(keys[i], keys[j], side=lane) for lane, (i, j) in enumerate(skips, 1)]
-    return diagram(nodes, edges, title=f"{layers} layers, growth rate k: every layer reads all earlier maps", presenter=presenter)
+    return diagram(nodes, edges, title=f"{layers} layers, growth rate k: every layer reads all earlier maps",
+                   presenter=presenter)
 
 
 def se_block(*, presenter: bool = False) -> go.Figure:
     nodes = {"x": Node(0, 0, "x: C×H×W", "input"), "z": Node(0, 1, "squeeze: global avg pool<br>z: C", "pool"),
-             "w1": Node(0, 2, "FC C → C/r, ReLU (δ)", "head"), "w2": Node(0, 3, "FC C/r → C, sigmoid (σ)<br>s: C", "head"),
+             "w1": Node(0, 2, "FC C → C/r, ReLU (δ)", "head"),
+             "w2": Node(0, 3, "FC C/r → C, sigmoid (σ)<br>s: C", "head"),
              "scale": Node(0, 4, "<b>×</b>", "op"), "y": Node(0, 5, "ỹ = s·x: C×H×W", "input")}
     keys = list(nodes)
     edges = [Edge(a, b) for a, b in zip(keys, keys[1:])] + [Edge("x", "scale", side=1)]
@@ -331,8 +333,8 @@ def params_vs_macs(summaries: Sequence, *, presenter: bool = False) -> go.Figure
     fig.update_layout(title="Parameters against compute (gray: this app's nets, for 32×32 images)", showlegend=False,
                       height=height, annotations=placed_labels(
                           [(math.log10(s.macs), math.log10(s.params), s.title) for s in ours + imagenet],
-                          x_range=x_range, y_range=y_range, plot_px=(PARAMS_PLOT_PX, height - TITLES_PX), font=text_size(presenter),
-                          marker_px=marker))
+                          x_range=x_range, y_range=y_range, plot_px=(PARAMS_PLOT_PX, height - TITLES_PX),
+                          font=text_size(presenter), marker_px=marker))
     fig.update_xaxes(type="log", title="MACs per image (log scale)", range=x_range, dtick=1, tickformat="~s")
     fig.update_yaxes(type="log", title="parameters (log scale)", range=y_range, dtick=1, tickformat="~s")
     return apply_theme(fig, presenter)
