@@ -123,8 +123,8 @@ def render() -> None:
     members, dataset = setup
     results = render_training(members, dataset)
     if not results:
-        st.info("Train the members to compare them with their votes. Members already trained for these settings "
-                "are kept, also after a Cancel.")
+        st.info("The members and their votes appear here once trained, one member after another. Members trained "
+                "for these settings are kept, also after a Cancel.")
         return
     if len(results) < len(members):
         st.caption(f"{len(results)} of {len(members)} members trained so far; the votes use those.")

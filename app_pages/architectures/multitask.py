@@ -117,8 +117,8 @@ def render() -> None:
     if record.val_acc:
         render_results(record, task)
     else:
-        st.info("Train the three networks: the multi-task net and one single-task net per task, with the same "
-                "architecture, seed and epochs.")
+        st.info("The curves appear here once the three networks are trained: the multi-task net and one "
+                "single-task net per task, with the same architecture, seed and epochs.")
 
 
 st.title("Multi-task learning")

@@ -70,7 +70,7 @@ def render_degradation(recipe, dataset) -> dict:
                 for name, config, data in residual.degradation_runs(recipe, dataset)]
     trained = trained_runs_ui(to_train, key=f"{P}.train", label="Train plain and residual nets")
     if not trained:
-        st.info("Press **Train** to train every net: the curves grow together, an epoch of each in turn.")
+        st.info("The nets train as one job, an epoch of each in turn; their curves and the lesion study come here.")
         return {}
     result = residual.degradation(trained.values())
     curves = {residual.net_of(run): run.history.train_loss for run in trained.values() if run.history.train_loss}
