@@ -67,7 +67,8 @@ def main() -> None:
         print(f"  {name}: submit to end {statistics.median(walls):.2f} s ({' '.join(f'{w:.2f}' for w in walls)}), "
               f"of which training (History.total_seconds) {statistics.median(trained[name]):.2f} s")
     extra = [ray_s - local_s for local_s, ray_s in zip(pairs.a, pairs.b)]
-    print(f"  Ray − local per pair: median {statistics.median(extra):+.2f} s ({' '.join(f'{e:+.2f}' for e in extra)})")
+    print(f"  Ray − local per pair: median {statistics.median(extra):+.2f} s "
+          f"({' '.join(f'{e:+.2f}' for e in extra)})")
     print(f"  other processes' CPU share per pair: {' '.join(f'{o:.0%}' for o in pairs.others)}")
 
     def empty_events(name: str) -> float:

@@ -45,7 +45,7 @@ from engine.errors import UserInputError
 from engine.jobs import FAILED, RAY_ADDRESS_ENV, Job, delivered, job_messages
 
 CANCEL_POLL_S = 0.2  # how often a running job asks the cancel board whether it was cancelled
-ENGINE_DIR = str(Path(__file__).resolve().parent)  # shipped to the workers with every job
+ENGINE_DIR = str(Path(__file__).resolve().parent)  # shipped to the workers when the server joins (py_modules)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def test_two_app_servers_train_on_one_ray_cluster(browser, ray_address, tmp_path
             wait_until_idle(page)
             assert_no_exception(page, f"train_lab on the {name} server")
             assert page.get_by_text("failed").count() == 0
-            record_timing(f"ray: two servers, default Train Lab training, {name} result {time.monotonic() - started:.1f} s")
+            seconds = time.monotonic() - started
+            record_timing(f"ray: two servers, default Train Lab training, {name} result {seconds:.1f} s")
         screenshot(pages[0], screenshots / "train_lab_on_ray.png")
         for context in contexts:
             context.close()
