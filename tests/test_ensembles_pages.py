@@ -148,4 +148,6 @@ def test_vote_bars_name_the_mean_member_in_the_legend_behind_the_bars():
     fig = vote_bars({"tinyvgg, seed 1": 0.98, "tinyvgg, seed 2": 0.94}, 0.981, 0.981)
     line, bars = fig.data
     assert line.name == "mean member (96.0%)" and list(line.y) == pytest.approx([0.96, 0.96]) and not fig.layout.annotations
-    assert list(bars.x) == ["tinyvgg, seed 1", "tinyvgg, seed 2", "soft vote", "hard vote"] and not bars.showlegend
+    order = ["tinyvgg, seed 1", "tinyvgg, seed 2", "soft vote", "hard vote"]
+    assert list(bars.x) == order and not bars.showlegend
+    assert list(fig.layout.xaxis.categoryarray) == order  # the line's two ends must not reorder the categories

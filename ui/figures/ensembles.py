@@ -37,6 +37,7 @@ def vote_bars(member_acc: Mapping[str, float], soft: float, hard: float, *, pres
                          hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
     fig.update_layout(title="Test accuracy: members and their votes", height=440,
                       legend=dict(orientation="h", yref="container", yanchor="bottom", y=0))
+    fig.update_xaxes(categoryorder="array", categoryarray=names)  # the line, drawn first, names only two of them
     fig.update_yaxes(title="test accuracy", tickformat=".0%", range=_accuracy_range(values))
     return apply_theme(fig, presenter)
 
