@@ -1,5 +1,7 @@
 """Multi-task learning: shapes' extra labels, label sets through splits, the weighted loss, the experiment."""
 
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -152,10 +154,13 @@ def test_experiment_trains_three_nets_and_scores_every_task(tiny_shapes):
                           main_task="shape")
     assert [n.name for n in nets] == ["multi-task", "shape only", "size only"]
     assert nets[2].dataset.class_names == ["small", "large"]
-    record = multitask.Record()
+    record, started = multitask.Record(), time.perf_counter()
     for event in multitask.train_multitask(nets=nets):
         record.add(event)
+    wall = time.perf_counter() - started
     assert set(record.test_acc) == {"multi-task", "shape only", "size only"}
+    # each net's own training time: the nets take turns, so their wall times would each be about the job's
+    assert all(s > 0 for s in record.seconds.values()) and sum(record.seconds.values()) < wall
     assert set(record.test_acc["multi-task"]) == {"shape", "size"}
     assert set(record.curves("size")) == {"multi-task", "size only"} and len(record.curves("size")["size only"]) == 2
     assert record.params["multi-task"] < record.params["shape only"] + record.params["size only"]

@@ -147,7 +147,7 @@ class TaskEpoch:
 class TaskResult:
     net: str
     test_acc: dict[str, float]  # task -> accuracy on the test split
-    seconds: float
+    seconds: float  # the net's own training compute; its wall time would include the others' turns
     params: int  # the multi-task net has one base for two tasks; the single-task nets one each
     kind: str = "result"
 
@@ -199,6 +199,7 @@ def train_multitask(should_stop: Callable[[], bool] | None = None, *, nets: list
     trainers = {net.name: Trainer(net.config, net.dataset) for net in nets}
     streams = {net.name: trainers[net.name].run(should_stop) for net in nets}
     total, done = sum(net.config.epochs for net in nets), 0
+    compute = dict.fromkeys(streams, 0.0)  # seconds each net spent training its epochs
     while streams:
         for net in nets:
             if net.name not in streams:
@@ -207,7 +208,7 @@ def train_multitask(should_stop: Callable[[], bool] | None = None, *, nets: list
                 if should_stop():
                     return
                 if isinstance(event, EpochEnd):
-                    done += 1
+                    done, compute[net.name] = done + 1, compute[net.name] + event.seconds
                     loss, acc = score_tasks(net, trainers[net.name].model, net.dataset.val)
                     yield TaskEpoch(net.name, event.epoch, loss, acc, _weighted(net, event.terms))
                     yield TaskProgress(done / total, f"{net.name}: epoch {event.epoch} of {event.epochs}")
@@ -216,6 +217,6 @@ def train_multitask(should_stop: Callable[[], bool] | None = None, *, nets: list
                     yield TaskProgress(done / total, f"{net.name}: {event.message}")
                 elif isinstance(event, Done):
                     _, acc = score_tasks(net, trainers[net.name].model, net.dataset.test)
-                    yield TaskResult(net.name, acc, event.seconds, models.count_params(trainers[net.name].model))
+                    yield TaskResult(net.name, acc, compute[net.name], models.count_params(trainers[net.name].model))
             else:
                 del streams[net.name]  # the run ended: done, diverged or cancelled
