@@ -14,17 +14,17 @@ from ui.figures.train import PALETTE, apply_theme
 
 
 def _label_positions(points: Mapping[str, tuple[float, float]], x_room: float, y_room: float) -> dict[str, str]:
-    """Above each point, or below where a label placed above would run into a nearby point's label.
+    """Above each point, but below one with a higher point nearby: there a label above would run into
+    the higher point and its label.
 
     `points` are (log10 cost, accuracy); two labels collide when their points are closer than
     `x_room` and `y_room` (about a label's width and height in axis units).
     """
     positions: dict[str, str] = {}
-    for name in sorted(points, key=lambda n: points[n][0]):
+    for name in sorted(points, key=lambda n: -points[n][1]):  # highest first
         x, y = points[name]
-        near = [positions[other] for other in positions
-                if abs(points[other][0] - x) < x_room and abs(points[other][1] - y) < y_room]
-        positions[name] = "bottom center" if "top center" in near else "top center"
+        crowded = any(abs(points[o][0] - x) < x_room and abs(points[o][1] - y) < y_room for o in positions)
+        positions[name] = "bottom center" if crowded else "top center"
     return positions
 
 
