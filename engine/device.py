@@ -12,6 +12,7 @@ from torch import Tensor
 
 DEVICE_ENV = "VISIONEXPLORER_DEVICE"  # "cpu", "cuda", "mps" or "cuda:1" overrides the automatic choice
 THREADS_ENV = "VISIONEXPLORER_THREADS"
+RAY_ADDRESS_ENV = "VISIONEXPLORER_RAY_ADDRESS"  # set: jobs run on this Ray cluster (engine/jobs_ray.py)
 
 _threads: int | None = None  # chosen once per process
 

@@ -47,19 +47,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import limits
+from engine.device import RAY_ADDRESS_ENV
 from engine.errors import UserInputError
+from engine.job_messages import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobFunction, delivered,
+                                 job_messages, run_events)
 
 SLOTS_ENV = "VISIONEXPLORER_SLOTS"  # concurrent jobs per server process
 WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default), "thread" or "ray"
-RAY_ADDRESS_ENV = "VISIONEXPLORER_RAY_ADDRESS"  # set: jobs run on this Ray cluster (engine/jobs_ray.py)
 WORKER_KINDS = ("process", "thread", "ray")
-QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
-FINISHED = (DONE, CANCELLED, FAILED)
-CANCEL_GRACE_S = 0.5  # a cancelled job that keeps yielding is closed after this long
 WORKER_POLL_S = 0.5  # how often a worker's listener checks that its process is alive, and vice versa
-
-JobFunction = Callable[..., Iterator[Any]]
-
 
 def default_slots(offered: int | None = None) -> int:
     """`$VISIONEXPLORER_SLOTS`, else what a cluster `offered`, else half the cores (the server and the
@@ -138,65 +134,6 @@ class Job:
                     return False
                 self.runner._changed.wait(left)
         return True
-
-
-def job_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool]) -> Iterator[Any]:
-    """One job's events; after a cancel it has CANCEL_GRACE_S to end on its own."""
-    events = function(should_stop=should_stop, **kwargs)
-    cancelled_at = None
-    try:
-        for event in events:
-            yield event
-            if should_stop():
-                cancelled_at = cancelled_at or time.monotonic()
-                if time.monotonic() - cancelled_at > CANCEL_GRACE_S:
-                    break
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-
-
-def run_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool],
-               emit: Callable[[Any], None]) -> None:
-    """Drive one job in this thread: `emit` each of its events."""
-    for event in job_events(function, kwargs, should_stop):
-        emit(event)
-
-
-def job_messages(job: bytes, should_stop: Callable[[], bool],
-                 dumps: Callable[[tuple[str, Any]], bytes]) -> Iterator[bytes]:
-    """What a worker sends about one pickled `(function, kwargs)`, each message pickled by `dumps`:
-    ("event", event) for each event, then ("end", None) or ("error", (error, traceback text)).
-    An event that does not pickle fails the job like an exception would."""
-    try:
-        function, kwargs = pickle.loads(job)
-        for event in job_events(function, kwargs, should_stop):
-            yield dumps(("event", event))
-        yield dumps(("end", None))
-    except Exception as error:
-        yield dumps(("error", (_picklable(error), traceback.format_exc())))
-
-
-def _picklable(error: Exception) -> Exception:
-    """`error` itself if it pickles, else its text."""
-    try:
-        pickle.dumps(error)
-        return error
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}")
-
-
-def delivered(job: Job, kind: str, payload: Any) -> str | None:
-    """Apply one message of `job_messages` to `job` on the server's side: the job's final state once
-    it ended, else None."""
-    if kind == "event":
-        job._events.append(payload)
-        return None
-    if kind == "error":
-        job.error, job.error_trace = payload
-        return FAILED
-    return CANCELLED if job._cancel.is_set() else DONE
 
 
 # ---- functions that report progress through a callback ---------------------------------------------------

@@ -33,16 +33,19 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 import torch
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from engine.device import THREADS_ENV, configure_threads
+from engine.device import RAY_ADDRESS_ENV, THREADS_ENV, configure_threads
 from engine.errors import UserInputError
-from engine.jobs import FAILED, RAY_ADDRESS_ENV, Job, delivered, job_messages
+from engine.job_messages import FAILED, delivered, job_messages
+
+if TYPE_CHECKING:  # engine.jobs imports this module when Ray is configured: no import back at run time
+    from engine.jobs import Job
 
 CANCEL_POLL_S = 0.2  # how often a running job asks the cancel board whether it was cancelled
 ENGINE_DIR = str(Path(__file__).resolve().parent)  # shipped to the workers when the server joins (py_modules)
@@ -159,7 +162,7 @@ def _watch(board, job_id: int, cancelled: threading.Event, ended: threading.Even
 
 
 def _run_job(board, job_id: int, job: bytes) -> Iterator[bytes]:
-    """The Ray task: one pickled job's messages (engine.jobs.job_messages), with Cancel from the board."""
+    """The Ray task: one pickled job's messages (engine.job_messages.job_messages), with Cancel from the board."""
     configure_threads()
     cancelled, ended = threading.Event(), threading.Event()
     threading.Thread(target=_watch, args=(board, job_id, cancelled, ended), name="cancel-watch", daemon=True).start()

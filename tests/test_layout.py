@@ -1,4 +1,5 @@
-"""The engine's layout: no import circle between its modules (module-level or inside functions)."""
+"""The engine's layout: no import circle between its modules (module-level or inside functions; imports
+for type checkers only, under `if TYPE_CHECKING:`, never run and do not count)."""
 
 import ast
 from pathlib import Path
@@ -14,7 +15,12 @@ def _module_name(path: Path) -> str:
 def _imports(path: Path, modules: set[str]) -> set[str]:
     """The engine modules `path` imports anywhere in its body: `import engine.x`, `from engine.x import y`."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                 for statement in block.body for n in ast.walk(statement)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name in modules}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("engine"):
@@ -22,6 +28,11 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
                 submodule = f"{node.module}.{alias.name}"  # `from engine import data` imports engine.data
                 found.add(submodule if submodule in modules else node.module)
     return found & modules
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -58,6 +69,13 @@ def test_import_graph_sees_known_edges():
     assert "engine.models.blocks" in graph["engine.models.classic"]
     assert "engine.data" in graph["engine.cli.common"]  # `from engine import data`
     assert "engine.errors" in graph["engine.registry"]
+
+
+def test_imports_for_type_checkers_only_are_no_edges(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from engine.jobs import Job\n"
+                      "from engine.errors import UserInputError\n")
+    assert _imports(module, {"engine.jobs", "engine.errors"}) == {"engine.errors"}
 
 
 def test_cycle_finder_finds_a_circle():

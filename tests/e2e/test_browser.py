@@ -108,8 +108,16 @@ PUBLISHED_PATHS = (
     "train_lab", "lessons", "conv_playground", "pooling", "receptive_field", "activations", "gradient_flow",
     "normalization", "preprocessing", "optimizers", "landscape", "losses", "minibatch", "feature_maps",
     "saliency", "robustness", "attention", "vit_inside", "cnn_vs_vit", "decision_boundaries", "backprop",
-    "architecture_gallery",
+    "overfitting", "regularization", "augmentation", "data_pitfalls", "tuning", "architecture_gallery",
+    "residual_learning", "classic_nets", "transfer_learning", "fine_tuning", "ensembles", "multitask",
 )
+
+
+def test_every_path_a_lesson_links_to_is_published():
+    from ui.lessons import app_links, lesson_index
+
+    linked = {path for lesson in lesson_index() for _, path, _ in app_links(lesson.body)}
+    assert linked <= set(PUBLISHED_PATHS), f"lessons link to unpublished paths: {linked - set(PUBLISHED_PATHS)}"
 
 
 @pytest.mark.timeout(1800)

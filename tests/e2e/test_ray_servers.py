@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from engine.jobs import RAY_ADDRESS_ENV
+from engine.device import RAY_ADDRESS_ENV
 from tests.e2e.conftest import _streamlit
 from tests.e2e.test_browser import RUN_TIMEOUT_MS, assert_no_exception, open_and_wait, screenshot, wait_until_idle
 
