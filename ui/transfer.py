@@ -171,6 +171,16 @@ def target_ui() -> Dataset | None:
         return None
 
 
+def source_and_target_ui() -> tuple[Source, Dataset] | None:
+    """The source beside the target, as both transfer pages open; None until both are ready."""
+    left, right = st.columns([3, 2])
+    with left:
+        source = source_ui()
+    with right:
+        target = target_ui()
+    return None if source is None or target is None else (source, target)
+
+
 def per_class_ui(help: str) -> int:
     return st.select_slider("Training images per class", SHOTS, key=f"{K}.per_class", format_func=shots_label,
                             help=help)

@@ -15,7 +15,7 @@ from ui.sidebar import presenter_mode, seed
 from ui.state import UrlField, flag, items, number, store_run, unique_run_name, url_state
 from ui.train_panel import curves_ui
 from ui.transfer import (FIELDS as SHARED, SHOTS, data_key, job_button_ui, per_class_ui, progress_live, shots_label,
-                         source_ui, start, target_ui)
+                         source_and_target_ui, start)
 
 P = "ft"
 FACTORS = [0.01, 0.03, 0.1, 0.3, 1.0]
@@ -132,14 +132,10 @@ def render_curve(source, target) -> None:
 
 
 def render() -> None:
-    left, right = st.columns([3, 2])
-    with left:
-        source = source_ui()
-    with right:
-        target = target_ui()
-    if source is not None and target is not None:
-        render_fine_tune(source, target)
-        render_curve(source, target)
+    chosen = source_and_target_ui()
+    if chosen is not None:
+        render_fine_tune(*chosen)
+        render_curve(*chosen)
 
 
 st.title("Fine-tuning & the few-shot curve")

@@ -11,7 +11,7 @@ from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
 from ui.state import choice, flag, url_state
 from ui.transfer import (FIELDS as SHARED, data_key, job_button_ui, per_class_ui, progress_live, shots_label,
-                         source_ui, start, target_ui)
+                         source_and_target_ui, start)
 
 P = "tl"
 FIELDS = SHARED + [
@@ -117,13 +117,10 @@ def render_strategy(source, target, k: int) -> None:
 
 
 def render() -> None:
-    left, right = st.columns([3, 2])
-    with left:
-        source = source_ui()
-    with right:
-        target = target_ui()
-    if source is None or target is None:
+    chosen = source_and_target_ui()
+    if chosen is None:
         return
+    source, target = chosen
     k = render_probe(source, target)
     render_space(source, target)
     render_strategy(source, target, k)
