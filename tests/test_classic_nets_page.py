@@ -83,6 +83,5 @@ def test_history_lesson_deep_links_open_their_presets_without_warnings():
     assert {q["preset"] for p, q in links if p == "classic_nets"} >= {"lenet_alexnet_vgg_shapes", "inception_aux",
                                                                       "vgg_too_deep"}
     for path, query in links:
-        if (ROOT / page_file_for(path)).is_file():  # the gallery page is another helper's, still to come
-            at = run_page(page_file_for(path), query_params=query, timeout=120)
-            assert not at.warning, (path, query, [w.value for w in at.warning])
+        at = run_page(page_file_for(path), query_params=query, timeout=120)
+        assert not at.warning, (path, query, [w.value for w in at.warning])
