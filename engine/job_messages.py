@@ -11,6 +11,7 @@ import pickle
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
@@ -18,6 +19,15 @@ FINISHED = (DONE, CANCELLED, FAILED)
 CANCEL_GRACE_S = 0.5  # a cancelled job that keeps yielding is closed after this long
 
 JobFunction = Callable[..., Iterator[Any]]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The event of every long job that reports how far it got: `fraction` of its work, 0…1."""
+
+    fraction: float
+    message: str
+    kind: str = "progress"
 
 
 def job_events(function: JobFunction, kwargs: dict, should_stop: Callable[[], bool]) -> Iterator[Any]:

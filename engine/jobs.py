@@ -49,8 +49,8 @@ from typing import Any
 from engine import limits
 from engine.device import RAY_ADDRESS_ENV
 from engine.errors import UserInputError
-from engine.job_messages import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobFunction, delivered,
-                                 job_messages, run_events)
+from engine.job_messages import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, JobFunction, Progress,
+                                 delivered, job_messages, run_events)
 
 SLOTS_ENV = "VISIONEXPLORER_SLOTS"  # concurrent jobs per server process
 WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default), "thread" or "ray"
@@ -137,13 +137,6 @@ class Job:
 
 
 # ---- functions that report progress through a callback ---------------------------------------------------
-@dataclass(frozen=True)
-class Progress:
-    fraction: float
-    message: str
-    kind: str = "progress"
-
-
 @dataclass(frozen=True)
 class Result:
     value: Any

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from engine.job_messages import Progress
 from engine import models
 from engine.errors import UserInputError
 from engine.limits import MAX_TRAIN_SECONDS
@@ -70,7 +71,7 @@ def test_experiment_results_equal_training_each_subset_alone(digits):
     config = dataclasses.replace(first.config, batch_size=min(64, first.images))
     alone = Trainer(config, compare.subset(digits, first.images)).fit()
     assert results[0].test_acc == alone.history.test_acc
-    progress = [e.done for e in events if isinstance(e, compare.SizeProgress)]
+    progress = [e.fraction for e in events if isinstance(e, Progress)]
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import data
 from engine.data.sets import relabel
 from engine.data.shapes import EXTRA_LABELS, SHAPE_CLASSES, SIZE_SPLIT, render_labelled_shapes, render_shapes
 from engine.data.subsample import subsample

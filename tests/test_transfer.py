@@ -11,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from engine.job_messages import Progress
 from engine import data, models
 from engine.__main__ import main
 from engine.errors import UserInputError
-from engine.models import pretrained
 from engine.training import probe, sources, strategies, transfer
 from engine.training.runs import Run, save_run
 from engine.training.trainer import TrainConfig, Trainer
@@ -209,7 +209,7 @@ def test_the_few_shot_curve_cuts_sizes_to_what_exists_and_says_so(source, faces)
     points = {(p.method, p.per_class): p for p in events if isinstance(p, transfer.CurvePoint)}
     assert set(points) == {(m, k) for m in ("pixels_linear", "features_linear") for k in (2, 70)}
     assert points[("features_linear", 2)].images == 4 and points[("features_linear", 2)].detail
-    progress = [e.done for e in events if isinstance(e, transfer.TransferProgress)]
+    progress = [e.fraction for e in events if isinstance(e, Progress)]
     assert progress == sorted(progress) and progress[-1] == 1.0
 
 

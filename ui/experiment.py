@@ -3,7 +3,7 @@
 For the pages whose job yields results as it goes (an ensemble's members, the multi-task nets'
 epochs): each event is handed to the page's `keep(plan_key, event)` as it arrives, with the key of
 the set-up the job was started for (the controls may have changed since), so what finished stays
-after a Cancel; events with `done` and `message` (the engine's progress events) move the bar.
+after a Cancel; the engine's Progress events move the bar.
 """
 
 from __future__ import annotations
@@ -13,21 +13,13 @@ from collections.abc import Callable
 import streamlit as st
 
 from engine.errors import UserInputError
-from engine.jobs import QUEUED, JobFunction
+from engine.jobs import JobFunction
 from engine.limits import MAX_TRAIN_SECONDS
 from ui import jobs
 
 
 def _progress_ui(key: str, keep: Callable[[str, object], None]):
-    def live(job, events) -> None:
-        for event in events:
-            if hasattr(event, "done") and hasattr(event, "message"):
-                st.session_state[f"{key}.progress"] = event
-            keep(st.session_state[f"{key}.for"], event)
-        last = st.session_state.get(f"{key}.progress")
-        if not job.finished_state and job.state != QUEUED:
-            st.progress(min(1.0, last.done) if last else 0.0, text=last.message if last else "Starting…")
-    return live
+    return jobs.progress_live(key, lambda event: keep(st.session_state[f"{key}.for"], event))
 
 
 def _estimate(key: str, plan_key: str, estimate: Callable[[], float]) -> float:

@@ -133,17 +133,31 @@ def computed(slot: str, key: Hashable, work: Callable[..., Any], *, label: str, 
         st.session_state.pop(f"{slot}.ended", None)
         st.session_state.pop(f"{slot}.progress", None)
 
-    def live(job: Job, events: list) -> None:
-        for event in events:
-            if isinstance(event, Result):
-                st.session_state[f"{slot}.result"] = (key, event.value)
-            elif isinstance(event, Progress):
-                st.session_state[f"{slot}.progress"] = event
+    def keep(event) -> None:
+        if isinstance(event, Result):
+            st.session_state[f"{slot}.result"] = (key, event.value)
+
+    def ended(job: Job) -> None:
         if job.state in (CANCELLED, FAILED):
             st.session_state[f"{slot}.ended"] = (key, job.state)
-        last = st.session_state.get(f"{slot}.progress")
-        if not job.finished_state and job.state != QUEUED:
-            st.progress(min(1.0, last.fraction) if last else 0.0, text=last.message if last else f"{label}…")
 
-    follow(slot, live)
+    follow(slot, progress_live(slot, keep, starting=f"{label}…", after=ended))
     return None
+
+
+def progress_live(key: str, handle: Callable[[Any], None], *, starting: str = "Starting…",
+                  after: Callable[[Job], None] | None = None) -> Callable[[Job, list], None]:
+    """A live view for `follow`: every event goes to `handle`, except the engine's Progress events,
+    whose last is kept (under `{key}.progress`) and drawn as a bar while the job runs; then `after(job)`."""
+    def live(job: Job, events: list) -> None:
+        for event in events:
+            if isinstance(event, Progress):
+                st.session_state[f"{key}.progress"] = event
+            else:
+                handle(event)
+        if after is not None:
+            after(job)
+        last = st.session_state.get(f"{key}.progress")
+        if not job.finished_state and job.state != QUEUED:
+            st.progress(min(1.0, last.fraction) if last else 0.0, text=last.message if last else starting)
+    return live

@@ -19,7 +19,7 @@ from engine.errors import UserInputError
 from engine.models import pretrained
 from engine.training import sources
 from engine.training.sources import ALL, Source
-from engine.training.transfer import TransferProgress, source_recipe
+from engine.training.transfer import source_recipe
 from ui import jobs
 from ui.long_work import remembered
 from ui.sidebar import seed
@@ -189,20 +189,6 @@ def per_class_ui(help: str) -> int:
 def data_key(dataset: Dataset) -> tuple:
     """What tells two target data sets apart in a result's key."""
     return dataset.name, len(dataset.train), dataset.image_size, seed()
-
-
-def progress_live(key: str, handle: Callable[[object], None]) -> Callable:
-    """A job's live view: each event goes to `handle`, except progress, which is kept and drawn as a bar."""
-    def live(job, events) -> None:
-        for event in events:
-            if isinstance(event, TransferProgress):
-                st.session_state[f"{key}.progress"] = event
-            else:
-                handle(event)
-        last = st.session_state.get(f"{key}.progress")
-        if not job.finished_state:
-            st.progress(min(1.0, last.done) if last else 0.0, text=last.message if last else "Starting…")
-    return live
 
 
 def job_button_ui(key: str, live: Callable, label: str, *, help: str | None = None, disabled: bool = False) -> bool:

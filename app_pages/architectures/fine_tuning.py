@@ -8,13 +8,14 @@ from engine.training import sources, transfer
 from engine.training.runs import History
 from engine.training.transfer import FineTune
 from engine.training.trainer import EpochEnd
+from ui import jobs
 from ui.figures import transfer as figs
 from ui.lessons import lesson_link_ui
 from ui.long_work import remembered
 from ui.sidebar import presenter_mode, seed
 from ui.state import UrlField, flag, items, number, store_run, unique_run_name, url_state
 from ui.train_panel import curves_ui
-from ui.transfer import (FIELDS as SHARED, SHOTS, data_key, job_button_ui, per_class_ui, progress_live, shots_label,
+from ui.transfer import (FIELDS as SHARED, SHOTS, data_key, job_button_ui, per_class_ui, shots_label,
                          source_and_target_ui, start)
 
 P = "ft"
@@ -118,7 +119,7 @@ def render_curve(source, target) -> None:
         if isinstance(event, transfer.CurvePoint):
             points.setdefault(event.method, {})[event.per_class] = event.test_acc
 
-    live = progress_live(f"{P}.curve", keep)
+    live = jobs.progress_live(f"{P}.curve", keep)
     too_long = seconds > MAX_TRAIN_SECONDS
     if too_long:
         st.warning(f"That is over the {MAX_TRAIN_SECONDS // 60} min limit: fewer sizes or epochs.")

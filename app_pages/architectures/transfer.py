@@ -10,7 +10,7 @@ from ui.figures import transfer as figs
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed
 from ui.state import choice, flag, url_state
-from ui.transfer import (FIELDS as SHARED, data_key, job_button_ui, per_class_ui, progress_live, shots_label,
+from ui.transfer import (FIELDS as SHARED, data_key, job_button_ui, per_class_ui, shots_label,
                          source_and_target_ui, start)
 
 P = "tl"
@@ -102,7 +102,7 @@ def render_strategy(source, target, k: int) -> None:
                     width="stretch")
     st.markdown(f"**{chosen.title} → {chosen.advice}.** {chosen.why}")
     key = (source.key, data_key(target), chosen.name, k)
-    live = progress_live(f"{P}.recipe", _keep_report)
+    live = jobs.progress_live(f"{P}.recipe", _keep_report)
     if job_button_ui(f"{P}.recipe", live, "Run this recipe",
                      help=f"On {shots_label(k)} training images per class (the slider above), beside pixels."):
         st.session_state[f"{P}.recipe_for"] = key

@@ -79,16 +79,10 @@ def _full_estimates(configs, dataset, key: str) -> dict[str, float]:
 
 def _experiment_ui(results: dict):
     """The job's live view: each finished point is stored at once, so Cancel keeps it."""
-    def live(job, events) -> None:
-        for event in events:
-            if isinstance(event, compare.SizeResult):
-                results[event.model][event.images] = event.test_acc
-            else:
-                st.session_state[f"{P}.data_progress"] = event
-        last = st.session_state.get(f"{P}.data_progress")
-        if not job.finished_state and last is not None:
-            st.progress(last.done, text=last.message)
-    return live
+    def keep(event) -> None:
+        if isinstance(event, compare.SizeResult):
+            results[event.model][event.images] = event.test_acc
+    return jobs.progress_live(f"{P}.data", keep)
 
 
 def render_data_size(configs, dataset) -> None:
@@ -113,7 +107,7 @@ def render_data_size(configs, dataset) -> None:
         jobs.outcome_ui(f"{P}.data")
         if st.button("Run the data-size experiment", key=f"{P}.data_run", type="primary",
                      disabled=not plan.trainings or refused):
-            st.session_state.pop(f"{P}.data_progress", None)
+            st.session_state.pop(f"{P}.data.progress", None)
             jobs.start(f"{P}.data", compare.data_size_experiment, label="The data-size experiment",
                        estimate_s=plan.seconds, plan=plan, dataset=dataset)
             jobs.follow(f"{P}.data", _experiment_ui(results))

@@ -17,7 +17,8 @@ import time
 
 from engine.cli.common import load_data
 from engine.data.subsample import subsample
-from engine.training.ensembles import MemberProgress, MemberResult, run_ensemble
+from engine.job_messages import Progress
+from engine.training.ensembles import MemberResult, run_ensemble
 from engine.training.trainer import TrainConfig
 
 HELP = "train an ensemble and compare its members with soft and hard voting"
@@ -39,7 +40,7 @@ def _print_event(event) -> None:
     if isinstance(event, MemberResult):
         print(f"member {event.index + 1}: {event.name}  test acc {event.test_acc:.3f}  {event.seconds:.1f} s",
               flush=True)
-    elif isinstance(event, MemberProgress) and "Left out" in event.message:
+    elif isinstance(event, Progress) and "Left out" in event.message:
         print(event.message, flush=True)
 
 

@@ -22,7 +22,8 @@ from engine.models import pretrained
 from engine.training import sources
 from engine.training.probe import classifier_names
 from engine.training.runs import load_run
-from engine.training.transfer import ALL, METHODS, Note, TransferProgress, TransferReport, compare
+from engine.job_messages import Progress
+from engine.training.transfer import ALL, METHODS, Note, TransferReport, compare
 
 HELP = "reuse a trained network for another data set: linear probes, fine-tuning, from scratch"
 TRAIN_HINT = ("Or train a source here: python -m engine train --data shapes --save shapes.pt, "
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> None:
     report = None
     for event in compare(source=source, target=target, per_class=per_class, epochs=args.epochs, seed=args.seed,
                          classifier=args.classifier):
-        if isinstance(event, TransferProgress):
-            print(f"[{event.done:4.0%}] {event.message}", flush=True)
+        if isinstance(event, Progress):
+            print(f"[{event.fraction:4.0%}] {event.message}", flush=True)
         elif isinstance(event, Note):
             print(f"note: {event.message}", flush=True)
         elif isinstance(event, TransferReport):

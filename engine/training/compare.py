@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from engine import models
 from engine.data.sets import Dataset, Split
 from engine.errors import UserInputError
+from engine.job_messages import Progress
 from engine.limits import MAX_TRAIN_SECONDS
 from engine.models.vit import attention_macs
 from engine.training.trainer import Diverged, Done, EpochEnd, TrainConfig, Trainer, model_config_for
@@ -107,13 +108,6 @@ def check_plan(plan: DataSizePlan) -> None:
 
 # Events of the experiment; `kind` lets scripts print them without isinstance chains.
 @dataclass
-class SizeProgress:
-    done: float  # share of the estimated work finished, 0…1
-    message: str
-    kind: str = "progress"
-
-
-@dataclass
 class SizeResult:
     model: str
     images: int  # training images
@@ -122,7 +116,7 @@ class SizeResult:
     kind: str = "result"
 
 
-SizeEvent = SizeProgress | SizeResult
+SizeEvent = Progress | SizeResult
 
 
 def data_size_experiment(plan: DataSizePlan, dataset: Dataset, *,
@@ -146,11 +140,11 @@ def data_size_experiment(plan: DataSizePlan, dataset: Dataset, *,
                 return
             if isinstance(event, EpochEnd):
                 share = finished + training.seconds * event.epoch / event.epochs
-                yield SizeProgress(min(1.0, share / total), f"{label}: epoch {event.epoch} of {event.epochs}")
+                yield Progress(min(1.0, share / total), f"{label}: epoch {event.epoch} of {event.epochs}")
             elif isinstance(event, Done):
                 finished += training.seconds
                 yield SizeResult(config.model, training.images, event.test_acc, event.seconds)
-                yield SizeProgress(min(1.0, finished / total), f"{label}: test accuracy {event.test_acc:.1%}")
+                yield Progress(min(1.0, finished / total), f"{label}: test accuracy {event.test_acc:.1%}")
             elif isinstance(event, Diverged):
                 finished += training.seconds
-                yield SizeProgress(min(1.0, finished / total), f"{label}: {event.message} No result for this point.")
+                yield Progress(min(1.0, finished / total), f"{label}: {event.message} No result for this point.")

@@ -28,6 +28,7 @@ from torch import Tensor
 from engine import models
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
+from engine.job_messages import Progress
 from engine.limits import MAX_ENSEMBLE_MEMBERS, MAX_TRAIN_SECONDS
 from engine.training.trainer import Diverged, Done, EpochEnd, TrainConfig, Trainer, predict
 
@@ -126,13 +127,6 @@ def check_time(seconds: float) -> None:
 
 # Events; `kind` lets scripts print them without isinstance chains.
 @dataclass
-class MemberProgress:
-    done: float  # share of the members' epochs finished, 0…1
-    message: str
-    kind: str = "progress"
-
-
-@dataclass
 class MemberResult:
     """One finished member: its test accuracy and its class probabilities on the test split."""
 
@@ -146,7 +140,7 @@ class MemberResult:
     kind: str = "member"
 
 
-EnsembleEvent = MemberProgress | MemberResult
+EnsembleEvent = Progress | MemberResult
 
 
 def train_ensemble(should_stop: Callable[[], bool] | None = None, *, members: Sequence[Member],
@@ -167,9 +161,9 @@ def train_ensemble(should_stop: Callable[[], bool] | None = None, *, members: Se
             if should_stop():
                 return
             if isinstance(event, EpochEnd):
-                yield MemberProgress((finished + event.epoch) / total, f"{label}: epoch {event.epoch} of {event.epochs}")
+                yield Progress((finished + event.epoch) / total, f"{label}: epoch {event.epoch} of {event.epochs}")
             elif isinstance(event, Diverged):
-                yield MemberProgress((finished + member.config.epochs) / total, f"{label}: {event.message} Left out.")
+                yield Progress((finished + member.config.epochs) / total, f"{label}: {event.message} Left out.")
             elif isinstance(event, Done):
                 yield MemberResult(index, member.name, member.config.model, member.config.seed, event.test_acc,
                                    predict(trainer.model, dataset.test.x), time.perf_counter() - started)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from engine import models
 from engine.data.sets import Dataset, Split, relabel
 from engine.errors import UserInputError
+from engine.job_messages import Progress
 from engine.limits import MAX_TRAIN_SECONDS
 from engine.models.heads import MAIN, MultiHead
 from engine.training import losses
@@ -125,13 +126,6 @@ def score_tasks(net: Net, model: nn.Module, split: Split) -> tuple[dict[str, flo
 
 # ----------------------------------------------------------------------------- the job
 @dataclass
-class TaskProgress:
-    done: float  # share of all epochs finished, 0…1
-    message: str
-    kind: str = "progress"
-
-
-@dataclass
 class TaskEpoch:
     """One epoch of one net: each task's validation loss and accuracy, and its weighted training loss."""
 
@@ -152,7 +146,7 @@ class TaskResult:
     kind: str = "result"
 
 
-MultitaskEvent = TaskProgress | TaskEpoch | TaskResult
+MultitaskEvent = Progress | TaskEpoch | TaskResult
 
 
 @dataclass
@@ -211,10 +205,10 @@ def train_multitask(should_stop: Callable[[], bool] | None = None, *, nets: list
                     done, compute[net.name] = done + 1, compute[net.name] + event.seconds
                     loss, acc = score_tasks(net, trainers[net.name].model, net.dataset.val)
                     yield TaskEpoch(net.name, event.epoch, loss, acc, _weighted(net, event.terms))
-                    yield TaskProgress(done / total, f"{net.name}: epoch {event.epoch} of {event.epochs}")
+                    yield Progress(done / total, f"{net.name}: epoch {event.epoch} of {event.epochs}")
                     break
                 if isinstance(event, Diverged):
-                    yield TaskProgress(done / total, f"{net.name}: {event.message}")
+                    yield Progress(done / total, f"{net.name}: {event.message}")
                 elif isinstance(event, Done):
                     _, acc = score_tasks(net, trainers[net.name].model, net.dataset.test)
                     yield TaskResult(net.name, acc, compute[net.name], models.count_params(trainers[net.name].model))

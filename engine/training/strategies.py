@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from engine.data.sets import Dataset
+from engine.job_messages import Progress
 from engine.jobs import unless_stopped
 from engine.registry import Registry
 from engine.training.probe import best, feature_probes, pixel_probe
 from engine.training.sources import ALL, Source, fit_to_source, shots_for, subset
-from engine.training.transfer import (FineTune, Note, TransferProgress, TransferReport, fine_tuner, test_accuracy,
+from engine.training.transfer import (FineTune, Note, TransferReport, fine_tuner, test_accuracy,
                                       train_events)
 
 
@@ -62,7 +63,7 @@ def strategy_for(*, similar: bool, much: bool) -> Strategy:
 
 
 def run_strategy(should_stop: Callable[[], bool] | None = None, *, strategy: str, source: Source, target: Dataset,
-                 per_class: int = ALL, epochs: int = 5, seed: int = 0) -> Iterator[TransferProgress | Note | TransferReport]:
+                 per_class: int = ALL, epochs: int = 5, seed: int = 0) -> Iterator[Progress | Note | TransferReport]:
     """Run the recipe of `strategy` against the pixel baseline; the report names what was done."""
     entry = strategy_info(strategy)
     should_stop = should_stop or (lambda: False)

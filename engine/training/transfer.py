@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from engine.data.sets import Dataset
 from engine.data.subsample import class_counts
 from engine.errors import UserInputError
+from engine.job_messages import Progress
 from engine.jobs import unless_stopped
 from engine.training import probe as probes
 from engine.training.probe import feature_probes, pixel_probe
@@ -125,13 +126,6 @@ def scratch_trainer(source: Source, target: Dataset, *, epochs: int, seed: int =
 
 # ---------------------------------------------------------------------------- events
 @dataclass
-class TransferProgress:
-    done: float  # share of the work finished, 0…1
-    message: str
-    kind: str = "progress"
-
-
-@dataclass
 class Note:
     """Something done to the user's request that they should know (fewer images, converted channels)."""
 
@@ -176,12 +170,12 @@ class FineTuned:
 
 # ---------------------------------------------------------------------------- the pieces
 def train_events(trainer: Trainer, should_stop: Callable[[], bool], label: str,
-           span: tuple[float, float]) -> Iterator[TransferProgress | Event]:
+           span: tuple[float, float]) -> Iterator[Progress | Event]:
     """Run `trainer`, reporting each epoch as progress within `span` of the whole job."""
     for event in trainer.run(should_stop):
         if isinstance(event, EpochEnd):
             share = span[0] + (span[1] - span[0]) * event.epoch / event.epochs
-            yield TransferProgress(share, f"{label}: epoch {event.epoch} of {event.epochs}, "
+            yield Progress(share, f"{label}: epoch {event.epoch} of {event.epochs}, "
                                           f"val accuracy {event.val_acc:.0%}")
         elif event.kind in ("diverged", "warning"):
             yield Note(f"{label}: {event.message}")
@@ -195,7 +189,7 @@ def test_accuracy(trainer: Trainer) -> float:
 # ---------------------------------------------------------------------------- the comparison (the CLI's command)
 def compare(should_stop: Callable[[], bool] | None = None, *, source: Source, target: Dataset,
             per_class: int = 10, epochs: int = 5, seed: int = 0, classifier: str = "logistic",
-            methods: Sequence[str] = METHODS) -> Iterator[TransferProgress | Note | TransferReport]:
+            methods: Sequence[str] = METHODS) -> Iterator[Progress | Note | TransferReport]:
     """Every method of `methods` on `per_class` training images per class (ALL: every one) of `target`."""
     should_stop = should_stop or (lambda: False)
     started = time.perf_counter()
@@ -218,7 +212,7 @@ def compare(should_stop: Callable[[], bool] | None = None, *, source: Source, ta
             return
         accuracies["pixels_linear"] = pixels.test_acc
     if "features_linear" in methods:
-        yield TransferProgress(0.05, "Linear probes on every layer")
+        yield Progress(0.05, "Linear probes on every layer")
         results = unless_stopped(should_stop, feature_probes, source, fit, classifier=classifier, seed=seed)
         if results is None:
             return
@@ -255,7 +249,7 @@ def compare(should_stop: Callable[[], bool] | None = None, *, source: Source, ta
 def few_shot_curve(should_stop: Callable[[], bool] | None = None, *, source: Source, target: Dataset,
                    shots: Sequence[int] = SHOTS, epochs: int = 5, seed: int = 0,
                    methods: Sequence[str] = ("pixels_linear", "features_linear", "fine_tuned", "scratch"),
-                   classifier: str = "logistic") -> Iterator[TransferProgress | Note | CurvePoint]:
+                   classifier: str = "logistic") -> Iterator[Progress | Note | CurvePoint]:
     """Test accuracy of each method against training images per class; one point at a time, smallest first."""
     should_stop = should_stop or (lambda: False)
     sizes, notes = shots_for(target, shots)
@@ -266,8 +260,8 @@ def few_shot_curve(should_stop: Callable[[], bool] | None = None, *, source: Sou
         label = "all images" if k == ALL else f"{k} per class"
         for event in compare(should_stop, source=source, target=target, per_class=k, epochs=epochs, seed=seed,
                              classifier=classifier, methods=methods):
-            if isinstance(event, TransferProgress):
-                yield TransferProgress((i + event.done) / total, f"{label}: {event.message}")
+            if isinstance(event, Progress):
+                yield Progress((i + event.fraction) / total, f"{label}: {event.message}")
             elif isinstance(event, TransferReport):
                 images = len(subset(target, k, seed).train)
                 shown = k if k != ALL else min(class_counts(target.train.y, target.num_classes))
@@ -277,7 +271,7 @@ def few_shot_curve(should_stop: Callable[[], bool] | None = None, *, source: Sou
                 yield event
         if should_stop():
             return
-        yield TransferProgress((i + 1) / total, f"{label}: done")
+        yield Progress((i + 1) / total, f"{label}: done")
 
 
 # ---------------------------------------------------------------------------- the pages' jobs and estimates
