@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from _server import CHROMIUM_ARGS, chromium_path, streamlit_server
 
@@ -147,14 +148,15 @@ def visit_every_page(browser, url: str, pid: int, only: list[str] | None) -> lis
     more = nav.locator('[data-testid="stSidebarNavViewButton"]')
     if more.count() and "more" in more.inner_text().lower():
         more.click()
-    paths = [href.rstrip("/").rsplit("/", 1)[-1] for href in
-             dict.fromkeys(a.get_attribute("href") for a in nav.locator("a").all())]
+    # the home page's link is the bare base URL: its path is empty
+    links = {urlparse(href).path.strip("/") or "home": href
+             for href in dict.fromkeys(a.get_attribute("href") for a in nav.locator("a").all())}
     rows = []
-    for path in paths:
+    for path, href in links.items():
         if only and path not in only:
             continue
         started = time.monotonic()
-        nav.locator(f'a[href$="/{path}"]').first.click()  # the same session: what it trained stays
+        nav.locator(f'a[href="{href}"]').first.click()  # the same session: what it trained stays
         page.wait_for_timeout(500)
         wait_idle(page)
         train = page.locator('[data-testid="stMain"]').get_by_role("button", name=re.compile(r"^Train"))
