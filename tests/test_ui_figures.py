@@ -53,6 +53,24 @@ def test_learning_curves_accuracy_axis_is_zero_to_one():
         figures.learning_curves({"a": _history()}, "f1")
 
 
+def test_refilled_learning_curves_equal_the_curves_built_anew():
+    for metric in ("loss", "acc"):
+        fig = figures.learning_curves({"a": _history(2), "b": _history(3)}, metric, presenter=True)
+        assert figures.refill_learning_curves(fig, {"a": _history(5), "b": _history(12)}, metric)
+        fresh = figures.learning_curves({"a": _history(5), "b": _history(12)}, metric, presenter=True)
+        assert fig.to_dict() == fresh.to_dict()
+
+
+def test_refill_learning_curves_refuses_another_chart_and_leaves_it_alone():
+    fig = figures.learning_curves({"a": _history(3)}, "loss")
+    before = fig.to_dict()
+    assert not figures.refill_learning_curves(fig, {"b": _history(4)}, "loss")  # another run
+    assert not figures.refill_learning_curves(fig, {"a": _history(4)}, "acc")  # another metric
+    assert not figures.refill_learning_curves(fig, {"a": _history(4, diverged_at=9)}, "loss")  # its legend changed
+    assert not figures.refill_learning_curves(fig, {"a": _history(figures.MARKERS_UP_TO + 1)}, "loss")  # lines only
+    assert fig.to_dict() == before
+
+
 def test_learning_curves_names_how_a_run_ended():
     fig = figures.learning_curves({"hot": _history(diverged_at=17), "early": _history(stopped_reason="early stop"),
                                    "x": _history(stopped_reason="cancelled")}, "loss")
@@ -302,3 +320,35 @@ def test_enlarged_map_repeats_whole_pixels():
     big = enlarged_map(values, 9)
     assert big.shape == (8, 8, 3)  # 9 // 2 = 4 pixels per cell
     np.testing.assert_array_equal(big[::4, ::4], viridis(values))
+
+
+_CURVES_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from types import SimpleNamespace
+import streamlit as st
+from ui.train_panel import curves_figure
+
+def history(epochs):
+    return SimpleNamespace(epoch=list(range(1, epochs + 1)), train_loss=[1.0] * epochs, val_loss=[2.0] * epochs,
+                           diverged_at=None, stopped_reason=None)
+
+polls = st.session_state["polls"] = st.session_state.get("polls", 0) + 1
+drawn = st.session_state.setdefault("drawn", [])
+for runs in ({{"a": history(polls)}}, {{"b": history(2)}}):
+    figure = curves_figure(runs, "loss")
+    drawn.append((id(figure), list(figure.data[0].x)))
+    st.plotly_chart(figure)
+"""
+
+
+def test_curves_figure_puts_a_polls_new_epochs_into_the_figure_it_drew_last(tmp_path):
+    """A training job's live chart is redrawn every poll: the figure is refilled, not rebuilt (~15 ms)."""
+    script = tmp_path / "curves_app.py"
+    script.write_text(textwrap.dedent(_CURVES_SCRIPT.format(root=str(ROOT))))
+    at = AppTest.from_file(str(script), default_timeout=60).run()
+    at.run()
+    assert_no_exception(at)
+    (a1, x1), (b1, _), (a2, x2), (b2, _) = at.session_state["drawn"]
+    assert a2 == a1 and b2 == b1 and a1 != b1  # one figure per set of runs, kept across reruns
+    assert x1 == [1] and x2 == [1, 2]

@@ -27,7 +27,7 @@ from ui.figures import train as figures
 from ui.images import signed_colour, signed_to_rgb, to_display
 from ui.sidebar import presenter_mode
 from ui.state import runs as stored_runs
-from ui.train_panel import Job, train_panel_ui
+from ui.train_panel import Job, curves_figure, train_panel_ui
 from ui.uploads import drawing_ui, image_upload_ui
 
 EVALUATIONS_KEY = "results.evaluations"
@@ -318,8 +318,7 @@ def runs_table_ui(runs: dict[str, Run], *, key: str = "runs") -> None:
         st.caption("Pick runs above to compare their learning curves.")
         return
     histories = {name: runs[name].history for name in selected}
-    presenter = presenter_mode()
     left, right = st.columns(2)
-    left.plotly_chart(figures.learning_curves(histories, "loss", presenter=presenter), key=f"{key}.loss")
-    right.plotly_chart(figures.learning_curves(histories, "acc", presenter=presenter), key=f"{key}.acc")
+    left.plotly_chart(curves_figure(histories, "loss"), key=f"{key}.loss")
+    right.plotly_chart(curves_figure(histories, "acc"), key=f"{key}.acc")
     st.caption("Dashed = training, solid = validation. A widening gap between them is overfitting.")

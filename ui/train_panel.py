@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from engine.data.sets import Dataset
@@ -20,9 +21,12 @@ from engine.limits import MAX_TRAIN_SECONDS
 from engine.training.interleaved import train_interleaved
 from engine.training.trainer import BatchEnd, Diverged, Stopped, TrainConfig, Trainer, Warned
 from ui import jobs
-from ui.figures.train import learning_curves
+from ui.figures.train import learning_curves, refill_learning_curves
 from ui.sidebar import presenter_mode
 from ui.state import runs, store_run, unique_run_name
+
+FIGURES_KEY = "train_panel.figures"  # (metric, presenter, run names) -> the learning-curve figure drawn last
+MAX_FIGURES = 16
 
 
 @dataclass
@@ -60,12 +64,30 @@ def _format_seconds(seconds: float) -> str:
     return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 
+def curves_figure(histories: dict, metric: str) -> go.Figure:
+    """The learning curves of `histories`: the figure this session last drew for the same runs, with
+    their new numbers put in, else a new one.
+
+    Plotly validates every property it is given, so building a figure takes ~15 ms of the server's
+    CPU: a live chart polls its job every second (two figures a poll, times every session training),
+    and the same curves are drawn by the last poll, the results and the runs table.
+    """
+    store: dict = st.session_state.setdefault(FIGURES_KEY, {})
+    key = (metric, presenter_mode(), tuple(histories))
+    figure = store.pop(key, None)
+    if figure is None or not refill_learning_curves(figure, histories, metric):
+        figure = learning_curves(histories, metric, presenter=key[1])
+    store[key] = figure  # the newest last; the oldest goes
+    while len(store) > MAX_FIGURES:
+        store.pop(next(iter(store)))
+    return figure
+
+
 def curves_ui(histories: dict, *, key: str) -> None:
     """Loss and accuracy curves side by side, one colour per run."""
     left, right = st.columns(2)
     for column, metric in ((left, "loss"), (right, "acc")):
-        figure = learning_curves(histories, metric, presenter=presenter_mode())
-        column.plotly_chart(figure, width="stretch", key=f"{key}.{metric}")
+        column.plotly_chart(curves_figure(histories, metric), width="stretch", key=f"{key}.{metric}")
 
 
 def _live_ui(key: str, job: RunnerJob, events: list) -> None:

@@ -34,6 +34,7 @@ LINE_HEIGHT = 1.3  # plotly's spacing of text lines, in ems
 GRID = "rgba(128, 128, 128, 0.25)"  # a gray that reads on light and dark backgrounds
 MAX_CELL_TEXT = 20  # classes; above this the confusion matrix drops its per-cell counts
 MARKERS_UP_TO = 30  # epochs; longer curves are drawn as plain lines
+CURVE_SPLITS = (("train", "dash"), ("val", "solid"))
 
 
 def text_size(presenter: bool = False) -> int:
@@ -139,16 +140,12 @@ def learning_curves(histories: Mapping[str, Any], metric: str = "loss", *, prese
     if metric not in ("loss", "acc"):
         raise ValueError(f"metric must be 'loss' or 'acc'; got {metric!r}")
     fig = go.Figure()
-    longest = 1
     for i, (name, history) in enumerate(histories.items()):
         colour, label = PALETTE[i % len(PALETTE)], run_label(name, history)
-        epochs = list(history.epoch)
-        longest = max(longest, len(epochs) and max(epochs))
-        mode = "lines+markers" if len(epochs) <= MARKERS_UP_TO else "lines"
-        for split, dash in (("train", "dash"), ("val", "solid")):
+        for split, dash in CURVE_SPLITS:
             fig.add_trace(go.Scatter(
-                x=epochs, y=list(getattr(history, f"{split}_{metric}")), mode=mode,
-                name=f"{label} · {split}", legendgroup=name, line=dict(color=colour, dash=dash, width=2),
+                mode=_curve_mode(history), name=f"{label} · {split}", legendgroup=name,
+                line=dict(color=colour, dash=dash, width=2),
                 hovertemplate=f"{name} · {split}<br>epoch %{{x}}: %{{y:{'.3f' if metric == 'loss' else '.1%'}}}"
                               "<extra></extra>"))
     title = "Loss (dashed = train, solid = validation)" if metric == "loss" else \
@@ -157,12 +154,41 @@ def learning_curves(histories: Mapping[str, Any], metric: str = "loss", *, prese
     # epoch axis title at any font size (apply_theme keeps the bottom margin for it).
     fig.update_layout(title=title, legend=dict(orientation="h", yref="container", yanchor="bottom", y=0),
                       hovermode="closest")
-    fig.update_xaxes(title="epoch", range=[0.8, longest + 0.2], tickformat="d", dtick=max(1, math.ceil(longest / 10)))
+    fig.update_xaxes(title="epoch", tickformat="d")
     if metric == "acc":
         fig.update_yaxes(title="accuracy", range=[0.0, 1.02], tickformat=".0%")
     else:
         fig.update_yaxes(title="loss", rangemode="tozero")
+    refill_learning_curves(fig, histories, metric)
     return apply_theme(fig, presenter)
+
+
+def refill_learning_curves(fig: go.Figure, histories: Mapping[str, Any], metric: str) -> bool:
+    """Put newer numbers of the same runs into a `learning_curves` figure, in place; False (and `fig`
+    untouched) when `fig` was drawn for other runs, another metric or the other line style.
+
+    Building a figure costs ~15 ms (plotly validates every property); this sets only the data and the
+    epoch axis, so a live chart that polls its job every second stays cheap.
+    """
+    wanted = [(f"{run_label(name, history)} · {split}", _curve_mode(history))
+              for name, history in histories.items() for split, _ in CURVE_SPLITS]
+    if [(trace.name, trace.mode) for trace in fig.data] != wanted or \
+            fig.layout.yaxis.title.text != ("accuracy" if metric == "acc" else "loss"):
+        return False
+    traces, longest = iter(fig.data), 1
+    for history in histories.values():
+        epochs = list(history.epoch)
+        longest = max(longest, len(epochs) and max(epochs))
+        for split, _ in CURVE_SPLITS:
+            trace = next(traces)
+            trace.x, trace.y = epochs, list(getattr(history, f"{split}_{metric}"))
+    fig.layout.xaxis.range = [0.8, longest + 0.2]
+    fig.layout.xaxis.dtick = max(1, math.ceil(longest / 10))
+    return True
+
+
+def _curve_mode(history: Any) -> str:
+    return "lines+markers" if len(history.epoch) <= MARKERS_UP_TO else "lines"
 
 
 def confusion_matrix(matrix: Sequence[Sequence[float]], class_names: Sequence[str], *, normalize: bool = True,
