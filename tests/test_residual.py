@@ -226,7 +226,7 @@ def test_degradation_job_yields_training_curves_of_every_net(digits):
     assert list(result.plain) == [8, 14] and list(result.residual) == [8, 14]
     assert result.plain[14] == last["plain-14"].history.train_loss[-1]
     assert last["plain-14"].config["optimizer"] == "sgd" and last["plain-14"].model_config.options["skip"] is False
-    with pytest.raises(UserInputError, match="pick at least 2; got \[8\]"):
+    with pytest.raises(UserInputError, match=r"pick at least 2; got \[8\]"):
         residual.degradation_runs(residual.DegradationRecipe(depths=(8,)), data)
 
 
