@@ -42,6 +42,40 @@ def child_pid(name: str) -> int:
     raise LookupError(f"no child process of {os.getpid()} runs {name!r}")
 
 
+def descendants(name: str) -> list[int]:
+    """This process's descendants whose command line contains `name`."""
+    parents = {int(e.name): stat[0] for e in Path("/proc").iterdir() if e.name.isdigit() and (stat := _stat(int(e.name)))}
+    found = []
+    for pid in parents:
+        parent = parents.get(pid)
+        while parent not in (None, 0, 1, os.getpid()):
+            parent = parents.get(parent)
+        if parent == os.getpid() and name in _cmdline(pid):
+            found.append(pid)
+    return found
+
+
+def renice_other_autogroups(pids: list[int], nice: int) -> int:
+    """Give the scheduler autogroups of `pids` the niceness `nice`, except this process's own group;
+    returns how many groups changed.
+
+    With autogroups on (Linux's default for desktops and this machine), the CPU is shared between
+    sessions first and by niceness only inside one: a process's own nice value cannot make a program
+    that runs in a session of its own (Chromium does) yield to this one.
+    """
+    own = Path("/proc/self/autogroup").read_text().split()[0]
+    changed = set()
+    for pid in pids:
+        try:
+            group = Path(f"/proc/{pid}/autogroup").read_text().split()[0]
+            if group != own and group not in changed:
+                Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+                changed.add(group)
+        except OSError:  # gone meanwhile, or no autogroups on this kernel
+            continue
+    return len(changed)
+
+
 def _machine_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright, expect  # requirements-dev.txt
 
-from _procs import TreeMeter, child_pid
+from _procs import TreeMeter, child_pid, descendants, renice_other_autogroups
 from _server import CHROMIUM_ARGS, chromium_path, streamlit_server
 from ws_session import RESULT_METRICS, open_train_lab, run_names, train
 
@@ -88,8 +88,9 @@ async def browser_run_names(page) -> list[str]:
     return names
 
 
-async def keep_changing(page, stop: asyncio.Event) -> list[float]:
-    """Seconds from each change of "Out channels" until the page shows the new output shape and is idle.
+async def keep_changing(page, stop: asyncio.Event, pause: float) -> list[float]:
+    """Seconds from each change of "Out channels" until the page shows the new output shape and is idle;
+    `pause` seconds between one change's end and the next.
 
     The new shape proves that the change's run started: the page's run state alone says "notRunning"
     until the server's status message arrives, so waiting on it could end before the run began.
@@ -100,10 +101,11 @@ async def keep_changing(page, stop: asyncio.Event) -> list[float]:
         button = "stNumberInputStepUp" if len(times) % 2 == 0 else "stNumberInputStepDown"
         before = await shape.inner_text()
         started = time.monotonic()
-        await page.locator(f'[data-testid="stMain"] [data-testid="{button}"]').first.click()
+        await page.locator(f'[data-testid="stMain"] [data-testid="{button}"]').first.click(timeout=TIMEOUT_S * 1000)
         await expect(shape).not_to_have_text(before, timeout=TIMEOUT_S * 1000)
         await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
         times.append(time.monotonic() - started)
+        await asyncio.sleep(pause)
     return times
 
 
@@ -120,7 +122,7 @@ async def alone(url: str, seeds: list[int]) -> dict[int, tuple[float, dict[str, 
     return results
 
 
-async def storm(browser, url: str, seeds: list[int], browsers: int):
+async def storm(browser, url: str, seeds: list[int], browsers: int, pause: float):
     """All sessions press Train at once while the control changes; (results, wall, moves, own runs)."""
     in_browser = [await open_browser_train_lab(browser, url, seed) for seed in seeds[:browsers]]
     lightweight = list(await asyncio.gather(*(open_train_lab(url, seed, timeout=TIMEOUT_S) for seed in seeds[browsers:])))
@@ -130,7 +132,7 @@ async def storm(browser, url: str, seeds: list[int], browsers: int):
     await control.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
 
     stop = asyncio.Event()
-    changing = asyncio.create_task(keep_changing(control, stop))
+    changing = asyncio.create_task(keep_changing(control, stop, pause))
     started = time.monotonic()
     results = await asyncio.gather(*(browser_train(page, started) for _, page in in_browser),
                                    *(train(session, started, timeout=TIMEOUT_S) for session in lightweight))
@@ -174,6 +176,9 @@ async def run(url: str, server_pid: int, args, slots: int) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_path(args.chromium), headless=True,
                                                    args=CHROMIUM_ARGS)
+        if args.browser_nice:
+            groups = renice_other_autogroups(descendants("chrom"), args.browser_nice)
+            print(f"browsers' scheduler group(s) at niceness {args.browser_nice}: {groups}")
         context, page = await open_browser_train_lab(browser, url, BASE_SEED - 1)
         warm_up, _ = await browser_train(page, time.monotonic())
         await context.close()
@@ -188,7 +193,7 @@ async def run(url: str, server_pid: int, args, slots: int) -> None:
         print(describe(alone_meter, "the runs alone"), flush=True)
 
         with TreeMeter(role_of(server_pid)) as storm_meter:
-            results, wall, moves, names = await storm(browser, url, seeds, args.browsers)
+            results, wall, moves, names = await storm(browser, url, seeds, args.browsers, args.control_pause)
         await browser.close()
 
     own = [seed for seed, (_, values) in zip(seeds, results) if values == reference[seed][1]]
@@ -225,9 +230,15 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--browsers", type=int, default=2, help="sessions that are real browsers; the rest are "
                                                                 "websocket sessions")
+    parser.add_argument("--control-pause", type=float, default=0.0,
+                        help="seconds the control waits after each change's result before the next (0: at once)")
     parser.add_argument("--slots", type=int, default=None, help="VISIONEXPLORER_SLOTS for the server")
     parser.add_argument("--ray", action="store_true", help="run the jobs on a local Ray (2 workers here)")
     parser.add_argument("--chromium", default=None)
+    parser.add_argument("--browser-nice", type=int, default=10,
+                        help="the browsers' scheduler group gets this niceness: in a classroom they run on the "
+                             "students' machines, here they get the CPU the server and its workers leave "
+                             "(0: they share the CPUs equally with the server's group)")
     args = parser.parse_args()
     env = {"VISIONEXPLORER_SLOTS": str(args.slots)} if args.slots else {}
     if args.ray:
