@@ -63,10 +63,12 @@ async def open_browser_train_lab(browser, url: str, seed: int):
 
 
 async def browser_train(page, started: float) -> tuple[float, dict[str, str]]:
-    """Press Train; (seconds from `started` until the test accuracy shows, the result's metrics)."""
+    """Press Train; (seconds from `started` until the test accuracy of the ended job shows, the result's
+    metrics). While the job runs (its Cancel button shows), a rerun of the page shows its first epochs."""
     await page.get_by_role("button", name="Train", exact=True).click()
     metric = page.locator('[data-testid="stMetric"]', has_text=RESULT_METRICS[0]).first
     await metric.wait_for(timeout=TIMEOUT_S * 1000)
+    await expect(page.get_by_role("button", name="Cancel")).to_have_count(0, timeout=TIMEOUT_S * 1000)
     seconds = time.monotonic() - started
     await page.wait_for_timeout(300)
     await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)

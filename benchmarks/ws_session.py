@@ -126,6 +126,11 @@ class WebsocketSession:
         return [f"{e.type}: {e.message}" for e in self.elements("exception")]
 
     @property
+    def polls(self) -> dict[str, float]:
+        """The fragments this session reruns on a timer, and their intervals in seconds."""
+        return {fragment_id: interval for fragment_id, (interval, _) in self._timers.items()}
+
+    @property
     def idle(self) -> bool:
         """No script run is going on or asked for (the browser's "notRunning")."""
         return not self.script_running and self._asked is None
@@ -302,9 +307,10 @@ async def open_train_lab(url: str, seed: int, *, query: str = "", timeout: float
 
 
 async def train(session: WebsocketSession, started: float, *, timeout: float = 300) -> tuple[float, dict[str, str]]:
-    """Press Train; (seconds from `started` until the test accuracy shows, the result's metrics)."""
+    """Press Train; (seconds from `started` until the test accuracy of the ended job shows, the result's
+    metrics). While the job runs (its Cancel button shows), a rerun of the page shows its first epochs."""
     await session.click("Train")
-    await session.wait_for(lambda s: s.metric(RESULT_METRICS[0]), timeout)
+    await session.wait_for(lambda s: s.metric(RESULT_METRICS[0]) and not s.element("button", "Cancel"), timeout)
     seconds = time.monotonic() - started
     await session.wait_idle(timeout)  # the metrics of the same (full) run
     return seconds, {label: session.metric(label) for label in RESULT_METRICS}

@@ -2,10 +2,11 @@
 
 The convention (docs/architecture.md): a page never loops over long work inside one script run.
 A button calls `start`, which submits a job and returns at once. `follow` draws the job from a
-fragment that reruns every POLL_S seconds while the job waits or runs, so the rest of the page
-stays usable; each poll hands the new events to the page's `live(job, events)`, which keeps
-results in session state (a Run after every epoch) and draws progress. Cancel stops the job within
-a second and keeps what it finished. When the job ends, one full rerun draws the results.
+fragment that reruns every POLL_S seconds (QUEUED_POLL_S for a job that had to wait for a slot),
+so the rest of the page stays usable; each poll hands the new events to the page's
+`live(job, events)`, which keeps results in session state (a Run after every epoch) and draws
+progress. Cancel stops the job within a second and keeps what it finished. When the job ends, one
+full rerun draws the results.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import streamlit as st
 from engine.errors import UserInputError
 from engine.jobs import CANCELLED, FAILED, QUEUED, Job, JobFunction, Progress, Result, runner, with_progress
 
-POLL_S = 1.0  # how often a followed job's fragment reruns: each poll is a script run, times every session
+# How often a followed job's fragment reruns; each poll is a script run, times every session. A job
+# that starts at once shows its result at most POLL_S after it ends (a digits run takes ~2 s); one
+# that waits for a slot polls half as often, also once it runs: its fragment's timer is set when the
+# page draws it, and redrawing the page when the job starts would show the run's first epochs as results.
+POLL_S = 0.5
+QUEUED_POLL_S = 1.0
 SESSION_KEY = "jobs.session"
 
 
@@ -84,7 +90,7 @@ def follow(key: str, live: Callable[[Job, list], None]) -> bool:
     if job is None:
         return False
 
-    @st.fragment(run_every=POLL_S)
+    @st.fragment(run_every=QUEUED_POLL_S if job.state == QUEUED else POLL_S)
     def _poll() -> None:
         finished = job.finished_state  # read first: a finished job's events are all in
         if job.state == QUEUED:
