@@ -4,6 +4,7 @@ A `TreeMeter` samples, every `interval` seconds in a thread of its own, every pr
 this one (the server it started, the server's workers, Chromium): each one's resident memory and CPU
 ticks, grouped by a role its caller names. The machine's CPU time that no process of the tree used
 is the other processes' share — what `_timing.Contention` reports for a single process.
+`renice_other_autogroups` lowers the scheduler weight of a program that runs in a session of its own.
 """
 
 from __future__ import annotations
@@ -33,19 +34,23 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _parents() -> dict[int, int]:
+    """{pid: parent pid} of every process now."""
+    return {int(e.name): stat[0] for e in Path("/proc").iterdir()
+            if e.name.isdigit() and (stat := _stat(int(e.name))) is not None}
+
+
 def child_pid(name: str) -> int:
     """The pid of this process's child whose command line contains `name`."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and stat[0] == os.getpid() \
-                and name in _cmdline(int(entry.name)):
-            return int(entry.name)
+    for pid, parent in _parents().items():
+        if parent == os.getpid() and name in _cmdline(pid):
+            return pid
     raise LookupError(f"no child process of {os.getpid()} runs {name!r}")
 
 
 def descendants(name: str) -> list[int]:
     """This process's descendants whose command line contains `name`."""
-    parents = {int(e.name): stat[0] for e in Path("/proc").iterdir() if e.name.isdigit() and (stat := _stat(int(e.name)))}
-    found = []
+    parents, found = _parents(), []
     for pid in parents:
         parent = parents.get(pid)
         while parent not in (None, 0, 1, os.getpid()):

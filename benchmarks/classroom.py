@@ -4,11 +4,18 @@ One server; N sessions (30 by default) open the Train Lab with its default prese
 own seed into the sidebar, then all press Train at (nearly) the same moment. K of them (--browsers,
 2 by default) are Playwright contexts in one headless Chromium; the rest are lightweight websocket
 sessions (ws_session.py: Streamlit's own protocol without a browser, the job fragment's timed polls
-included; tests/e2e/test_ws_session.py checks that one gets a browser's result). In a classroom
-the browsers run on the students' machines; here every one would take the server's 2 CPUs. One
-more browser keeps changing the Convolution page's "Out channels" (up, then down) and times each
-change until its page is idle again: what a student on another page feels. Each session is its
-own asyncio task, so no session's waiting delays another's clock.
+included; tests/e2e/test_ws_session.py checks that one gets a browser's result). One more browser
+keeps changing the Convolution page's "Out channels" (up, then down; --control-pause between
+changes) and times each change until the page shows the new output shape and is idle: what a
+student on another page feels. A session's result is the test accuracy of its ended job (a rerun
+while the job runs would show its first epochs). Each session is its own asyncio task, so no
+session's waiting delays another's clock.
+
+In a classroom the browsers run on the students' machines. Here they share the server's 2 CPUs,
+and with the kernel's autogroups Chromium's session gets a CPU of its own whatever its nice value:
+measured, three tabs took 46 % of both CPUs and the job worker, runnable all along, got half of
+one. So the browsers' scheduler group runs at --browser-nice 10 (they get what the server and its
+workers leave); --browser-nice 0 shows the machine shared equally.
 
 Before the storm, one browser run warms the server and its workers up (not counted); then each
 seed trains alone in a websocket session, one after another: the result each seed gives alone,
@@ -21,7 +28,8 @@ memory of the server and of its workers, and each part's share of the CPUs (othe
 included) during each phase. Targets (issues 12 and 18): first result ≤ 1.5 × alone; the k-th ≤
 k × alone ÷ slots × 1.2; storm ≤ the runs one after another; control p95 ≤ 1 s.
 
-    python benchmarks/classroom.py [--sessions 30] [--browsers 2] [--slots N] [--ray] [--chromium PATH]
+    python benchmarks/classroom.py [--sessions 30] [--browsers 2] [--slots N] [--ray] [--browser-nice 10]
+                                   [--control-pause 0] [--chromium PATH]
 
 --ray runs the jobs on a local Ray (VISIONEXPLORER_RAY_ADDRESS=local: the server starts one with a
 worker per CPU, 2 here) instead of the server's own worker processes.
@@ -98,12 +106,14 @@ async def keep_changing(page, stop: asyncio.Event, pause: float) -> list[float]:
     until the server's status message arrives, so waiting on it could end before the run began.
     """
     times = []
-    shape = page.locator('[data-testid="stMetric"]', has_text="Output C×H×W").locator('[data-testid="stMetricValue"]')
+    shape = page.locator('[data-testid="stMetric"]', has_text="Output C×H×W")
+    shape = shape.locator('[data-testid="stMetricValue"]')
     while not stop.is_set():
         button = "stNumberInputStepUp" if len(times) % 2 == 0 else "stNumberInputStepDown"
         before = await shape.inner_text()
         started = time.monotonic()
-        await page.locator(f'[data-testid="stMain"] [data-testid="{button}"]').first.click(timeout=TIMEOUT_S * 1000)
+        step = page.locator(f'[data-testid="stMain"] [data-testid="{button}"]').first
+        await step.click(timeout=TIMEOUT_S * 1000)
         await expect(shape).not_to_have_text(before, timeout=TIMEOUT_S * 1000)
         await page.locator(IDLE).wait_for(state="attached", timeout=TIMEOUT_S * 1000)
         times.append(time.monotonic() - started)
@@ -127,7 +137,8 @@ async def alone(url: str, seeds: list[int]) -> dict[int, tuple[float, dict[str, 
 async def storm(browser, url: str, seeds: list[int], browsers: int, pause: float):
     """All sessions press Train at once while the control changes; (results, wall, moves, own runs)."""
     in_browser = [await open_browser_train_lab(browser, url, seed) for seed in seeds[:browsers]]
-    lightweight = list(await asyncio.gather(*(open_train_lab(url, seed, timeout=TIMEOUT_S) for seed in seeds[browsers:])))
+    lightweight = list(await asyncio.gather(*(open_train_lab(url, seed, timeout=TIMEOUT_S)
+                                              for seed in seeds[browsers:])))
     control_context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     control = await control_context.new_page()
     await control.goto(f"{url}/conv_playground", wait_until="domcontentloaded")
@@ -167,13 +178,12 @@ def role_of(server_pid: int):
 
 def describe(meter: TreeMeter, phase: str) -> str:
     shares = meter.cpu_share()
-    parts = ", ".join(f"{role} {share:.0%}" for role, share in sorted(shares.items(), key=lambda kv: -kv[1])
-                      if share >= 0.005)
+    parts = ", ".join(f"{'other processes' if role == 'others' else role} {share:.0%}"
+                      for role, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share >= 0.005)
     return f"CPU share during {phase} (of both CPUs): {parts}"
 
 
 async def run(url: str, server_pid: int, args, slots: int) -> None:
-
     seeds = [BASE_SEED + i for i in range(args.sessions)]
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_path(args.chromium), headless=True,
@@ -206,8 +216,9 @@ async def run(url: str, server_pid: int, args, slots: int) -> None:
     foreign = [(seed, n) for seed, n in zip(seeds, names) if len(n) != 1]
     print(f"sessions that have exactly one run, their own: {len(seeds) - len(foreign)} of {len(seeds)}"
           + "".join(f"\n  seed {seed}: runs {n}" for seed, n in foreign))
-    print("test accuracy / loss by seed: " + ", ".join(f"{seed}: {values[RESULT_METRICS[0]]} / {values[RESULT_METRICS[1]]}"
-                                                        for seed, (_, values) in zip(seeds, results)))
+    print("test accuracy / loss by seed: " + ", ".join(
+        f"{seed}: {values[RESULT_METRICS[0]]} / {values[RESULT_METRICS[1]]}"
+        for seed, (_, values) in zip(seeds, results)))
     kinds = ["browser"] * args.browsers + ["websocket"] * (len(seeds) - args.browsers)
     ordered = sorted((t, kind) for (t, _), kind in zip(results, kinds))
     at = [t for t, _ in ordered]
@@ -221,8 +232,8 @@ async def run(url: str, server_pid: int, args, slots: int) -> None:
     print(f"control changes during the storm: {len(moves)}, p50 {statistics.median(moves):.2f} s, "
           f"p95 {percentile(moves, 0.95):.2f} s (target p95 ≤ 1 s)")
     print("peak resident memory: " + ", ".join(
-        f"{role} {storm_meter.peak_kb[role] / 1024:.0f} MiB" + (f" (largest process {storm_meter.peak_one_kb[role] / 1024:.0f} MiB)"
-                                                               if role != "server" else "")
+        f"{role} {storm_meter.peak_kb[role] / 1024:.0f} MiB"
+        + (f" (largest process {storm_meter.peak_one_kb[role] / 1024:.0f} MiB)" if role != "server" else "")
         for role in ("server", "workers", "Ray services", "browsers") if storm_meter.peak_kb.get(role)))
     print(describe(storm_meter, "the storm"))
 
@@ -245,7 +256,7 @@ def main() -> None:
     env = {"VISIONEXPLORER_SLOTS": str(args.slots)} if args.slots else {}
     if args.ray:
         env["VISIONEXPLORER_RAY_ADDRESS"] = "local"
-    # As engine.jobs.default_slots: a local Ray offers one slot per CPU (a job takes 1 thread), the server half the CPUs.
+    # As engine.jobs.default_slots: a local Ray offers a slot per CPU (a job takes 1 thread), else half the CPUs.
     slots = args.slots or ((os.cpu_count() or 2) if args.ray else max(1, (os.cpu_count() or 2) // 2))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.sessions} sessions "
           f"({min(args.browsers, args.sessions)} in browsers), {slots} slot(s){' on a local Ray' if args.ray else ''}")
