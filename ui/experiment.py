@@ -14,7 +14,6 @@ import streamlit as st
 
 from engine.errors import UserInputError
 from engine.jobs import JobFunction
-from engine.limits import MAX_TRAIN_SECONDS
 from ui import jobs
 
 
@@ -49,11 +48,7 @@ def experiment_ui(key: str, function: JobFunction, *, label: str, button: str, p
     except UserInputError as error:
         st.error(str(error))
         return False
-    too_long = seconds > MAX_TRAIN_SECONDS
-    st.caption(f"Estimated time on this machine: **about {max(1.0, seconds):.0f} s**.")
-    if too_long:
-        st.warning(f"That is over the {MAX_TRAIN_SECONDS} s limit: fewer networks, fewer epochs or fewer "
-                   "images per class.")
+    too_long = jobs.too_long_ui(seconds, "fewer networks, fewer epochs or fewer images per class")
     if st.button(button, type="primary", disabled=too_long, key=f"{key}.start"):
         st.session_state.pop(f"{key}.progress", None)
         st.session_state[f"{key}.for"] = plan_key

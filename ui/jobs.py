@@ -17,6 +17,7 @@ from typing import Any
 
 import streamlit as st
 
+from engine import limits
 from engine.errors import UserInputError
 from engine.jobs import CANCELLED, FAILED, QUEUED, Job, JobFunction, Progress, Result, runner, with_progress
 
@@ -71,6 +72,22 @@ def _end(key: str, job: Job) -> None:
         st.session_state[f"{key}.outcome"] = ("cancelled", f"{job.label}: cancelled. What finished is kept.")
     else:
         st.session_state[f"{key}.outcome"] = ("done", "")
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
+
+
+def too_long_ui(estimate_s: float, advice: str) -> bool:
+    """Say how long the work should take; over the training limit, warn with `advice` (what to shrink)
+    and return True: the caller then disables its start button."""
+    st.caption(f"Estimated time on this machine: **{format_seconds(estimate_s)}**.")
+    too_long = estimate_s > limits.MAX_TRAIN_SECONDS
+    if too_long:
+        st.warning(f"That is over the {limits.MAX_TRAIN_SECONDS} s limit: {advice}.")
+    return too_long
 
 
 def outcome_ui(key: str) -> None:

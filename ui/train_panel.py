@@ -17,7 +17,6 @@ import streamlit as st
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
 from engine.jobs import Job as RunnerJob
-from engine.limits import MAX_TRAIN_SECONDS
 from engine.training.interleaved import train_interleaved
 from engine.training.trainer import BatchEnd, Diverged, Stopped, TrainConfig, Trainer, Warned
 from ui import jobs
@@ -56,12 +55,6 @@ def _estimate(job: Job) -> float:
     if key not in cache:
         cache[key] = Trainer(job.config, job.dataset).estimate_seconds()
     return cache[key]
-
-
-def _format_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return "under a second"
-    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 
 def curves_figure(histories: dict, metric: str) -> go.Figure:
@@ -145,11 +138,7 @@ def train_panel_ui(jobs_to_train: list[Job], *, key: str = "train", label: str =
     except UserInputError as error:
         st.error(str(error))
         return ended
-    too_long = estimate > MAX_TRAIN_SECONDS
-    st.caption(f"Estimated time on this machine: **{_format_seconds(estimate)}**.")
-    if too_long:
-        st.warning(f"That is over the {MAX_TRAIN_SECONDS // 60} min limit: use fewer epochs, "
-                   "a smaller model or smaller images.")
+    too_long = jobs.too_long_ui(estimate, "use fewer epochs, a smaller model or smaller images")
     if st.button(label, type="primary", disabled=too_long, key=f"{key}.start"):
         _start(jobs_to_train, key, estimate)
         jobs.follow(key, lambda job, events: _live_ui(key, job, events))

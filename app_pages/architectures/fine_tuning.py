@@ -3,7 +3,6 @@ learning rate; and test accuracy against training images per class for four ways
 
 import streamlit as st
 
-from engine.limits import MAX_TRAIN_SECONDS
 from engine.training import sources, transfer
 from engine.training.runs import History
 from engine.training.transfer import FineTune
@@ -112,17 +111,14 @@ def render_curve(source, target) -> None:
     seconds = remembered(f"{P}.curve_estimate", key,
                          lambda: transfer.curve_seconds(source, target, shots=shots, epochs=epochs))
     points = st.session_state.setdefault(f"{P}.curves", {}).setdefault(key, {})
-    st.caption(f"Pixels + linear, features + linear, fine-tuned and from scratch at each size: about "
-               f"**{seconds:.0f} s** here.")
+    st.caption("Pixels + linear, features + linear, fine-tuned and from scratch at each size.")
 
     def keep(event) -> None:
         if isinstance(event, transfer.CurvePoint):
             points.setdefault(event.method, {})[event.per_class] = event.test_acc
 
     live = jobs.progress_live(f"{P}.curve", keep)
-    too_long = seconds > MAX_TRAIN_SECONDS
-    if too_long:
-        st.warning(f"That is over the {MAX_TRAIN_SECONDS // 60} min limit: fewer sizes or epochs.")
+    too_long = jobs.too_long_ui(seconds, "fewer sizes or epochs")
     if job_button_ui(f"{P}.curve", live, "Draw the few-shot curve", disabled=too_long or not shots):
         start(f"{P}.curve", live, transfer.few_shot_curve, label="The few-shot curve", estimate_s=seconds,
               source=source, target=target, shots=shots, epochs=epochs, seed=seed())
