@@ -194,7 +194,6 @@ def test_streamlit_upload_limit_agrees_with_the_engine():
 
 
 def test_the_page_explains_a_full_queue_and_a_too_long_training(monkeypatch):
-
     at = run_page(TRAIN_LAB, query_params={"ep": "1"}, timeout=120)
     monkeypatch.setattr(limits, "MAX_QUEUED_JOBS_PER_SESSION", 0)
     at.button(key="train.start").click().run(timeout=120)
