@@ -1,6 +1,8 @@
 """AppTests for the Residual learning page: it trains plain vs residual nets, runs the lesion study, and
 survives random widgets and button presses."""
 
+import pytest
+
 from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
 
 PAGE = "app_pages/architectures/residual.py"
@@ -74,3 +76,14 @@ def test_lesion_charts_name_chance_in_the_legend_not_over_the_data():
         (chance,) = [t for t in fig.data if t.name == "chance (10%)"]
         assert list(chance.y) == [0.1, 0.1] and list(chance.x) == span
         assert not fig.layout.annotations
+
+
+def test_random_k_error_bars_stop_at_0_and_100_percent():
+    """Seen on the page: mean 0.9 ± 0.2 drew a bar up to 110 %."""
+    from engine.training.residual import Lesion, RandomK
+    from ui.figures import residual as figs
+
+    lesion = Lesion(1.0, 0.1, [], [], [RandomK(1, 0.9, 0.2), RandomK(2, 0.05, 0.2), RandomK(3, 0.5, 0.1)])
+    (curve,) = [t for t in figs.random_k_curve({"residual": lesion}).data if t.name == "residual"]
+    assert list(curve.error_y.array) == pytest.approx([0.0, 0.1, 0.2, 0.1])
+    assert list(curve.error_y.arrayminus) == pytest.approx([0.0, 0.2, 0.05, 0.1])

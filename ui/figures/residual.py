@@ -93,13 +93,17 @@ def lesion_bars(lesions: Mapping[str, Any], *, presenter: bool = False) -> go.Fi
 
 
 def random_k_curve(lesions: Mapping[str, Any], *, presenter: bool = False) -> go.Figure:
-    """Mean test accuracy (± one standard deviation over the draws) with k random blocks deleted."""
+    """Mean test accuracy (± one standard deviation over the draws) with k random blocks deleted.
+
+    The bars stop at 0 and 100 %: a spread of accuracies near the top is lopsided, and a bar past
+    100 % would show an accuracy no draw can have."""
     fig = go.Figure()
     for kind, lesion in lesions.items():
         points = [(0, lesion.baseline_acc, 0.0)] + [(p.k, p.acc_mean, p.acc_std) for p in lesion.random_k]
         fig.add_trace(go.Scatter(
             x=[k for k, _, _ in points], y=[m for _, m, _ in points], mode="lines+markers", name=kind,
-            error_y=dict(type="data", array=[s for _, _, s in points], visible=True),
+            error_y=dict(type="data", array=[min(s, 1 - m) for _, m, s in points],
+                         arrayminus=[min(s, m) for _, m, s in points], symmetric=False, visible=True),
             line=dict(color=KIND_COLOUR.get(kind, PALETTE[2]), dash=KIND_DASH.get(kind, "solid"), width=3),
             hovertemplate=f"{kind}, %{{x}} blocks deleted: %{{y:.1%}}<extra></extra>"))
     _chance_line(fig, lesions, [0, max((p.k for lesion in lesions.values() for p in lesion.random_k), default=1)])
