@@ -23,7 +23,8 @@ THREADS = setup()
 
 from engine import data  # noqa: E402
 from engine.device import pick_device  # noqa: E402
-from engine.training.trainer import TrainConfig, Trainer  # noqa: E402
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ import torch  # noqa: E402
 from engine import data  # noqa: E402
 from engine.data import augment  # noqa: E402
 from engine.device import seeded  # noqa: E402
-from engine.training.trainer import TrainConfig, Trainer  # noqa: E402
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 TARGET_RATIO = 0.7
 PIPELINE = "standard"  # flip + crop + jitter + erasing, at the defaults of engine.data.augment

@@ -22,8 +22,8 @@ from _timing import Contention, setup
 THREADS = setup()
 
 from engine import data  # noqa: E402
+from engine.training.events import EpochEnd
 from engine.training.residual import DegradationRecipe, degradation, degradation_experiment  # noqa: E402
-from engine.training.trainer import EpochEnd  # noqa: E402
 
 
 def main() -> None:

@@ -24,8 +24,9 @@ from _timing import Contention, setup
 THREADS = setup()
 
 from engine import data  # noqa: E402
+from engine.training.config import TrainConfig
 from engine.training.residual import run_lesion  # noqa: E402
-from engine.training.trainer import TrainConfig, Trainer  # noqa: E402
+from engine.training.trainer import Trainer
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ def main() -> None:
     import ray_jobs  # count_events by this module's name, not __main__'s: the workers import it
     from engine import data
     from engine.jobs import JobRunner
+    from engine.training.config import TrainConfig
     from engine.training.interleaved import train_interleaved
-    from engine.training.trainer import TrainConfig
 
     start = time.perf_counter()
     runners = {"ray": JobRunner(workers="ray", ray_address="local", threads=1)}

@@ -29,7 +29,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from engine import data, models  # noqa: E402
 from engine.device import pick_device  # noqa: E402
-from engine.training.trainer import EVAL_CHUNK, TrainConfig, Trainer, model_config_for  # noqa: E402
+from engine.training.config import TrainConfig
+from engine.training.trainer import EVAL_CHUNK, Trainer, model_config_for
 
 TARGET_RATIO = 0.9
 LAYOUT_IMAGES = 3840  # 30 batches of 128, training only, for the memory-layout comparison

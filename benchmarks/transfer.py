@@ -22,7 +22,8 @@ THREADS = setup()
 
 from engine import data  # noqa: E402
 from engine.training import probe, sources, transfer  # noqa: E402
-from engine.training.trainer import TrainConfig, Trainer  # noqa: E402
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 PROBE_IMAGES = 1000
 PROBE_TARGET_S = 5.0

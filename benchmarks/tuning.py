@@ -25,7 +25,7 @@ THREADS = setup()
 
 from engine import data  # noqa: E402
 from engine.training import search_space, tuning  # noqa: E402
-from engine.training.trainer import TrainConfig  # noqa: E402
+from engine.training.config import TrainConfig
 
 
 def run(dataset, model: str, method: str, *, trials: int, epochs: int, seed: int) -> dict:

@@ -25,7 +25,8 @@ THREADS = setup()
 import torch  # noqa: E402
 
 from engine import data, models  # noqa: E402
-from engine.training.trainer import TrainConfig, Trainer  # noqa: E402
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 TARGET_ACC = 0.85
 BATCH = 64

@@ -8,13 +8,14 @@ import torch
 from torch import nn
 
 from engine import models
-from engine.layers import activations
-from engine.training import gradient_flow as gflow
 from engine.errors import UserInputError
 from engine.explain import attributions, features
+from engine.layers import activations
 from engine.models import blocks
 from engine.models.blocks import Maxout, make_activation
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training import gradient_flow as gflow
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 
 def test_the_curves_read_the_one_activation_list_in_lecture_order():

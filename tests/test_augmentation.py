@@ -13,7 +13,8 @@ from engine.cli import train as train_cli
 from engine.data import augment
 from engine.data import augment_ops as ops
 from engine.errors import UserInputError
-from engine.training.trainer import TrainConfig, Trainer, mixing_of
+from engine.training.config import TrainConfig, mixing_of
+from engine.training.trainer import Trainer
 
 IMAGE_STEPS = [name for name in augment.step_names() if augment.step_info(name).kind != "mixing"]
 # parameters that make every image change, so copies of one image must all come out different

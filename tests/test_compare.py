@@ -9,7 +9,8 @@ from engine import models
 from engine.errors import UserInputError
 from engine.limits import MAX_TRAIN_SECONDS
 from engine.training import compare
-from engine.training.trainer import TrainConfig, Trainer, model_config_for
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer, model_config_for
 
 CNN = TrainConfig(data="digits", model="linear", optimizer="adamw", lr=3e-3, batch_size=64, epochs=1, seed=0)
 VIT = dataclasses.replace(CNN, model="vit_tiny", model_options=dict(width=16, depth=2, heads=2))

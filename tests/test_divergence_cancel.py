@@ -21,9 +21,11 @@ import torch.nn.functional as F
 
 from engine import data, models
 from engine.jobs import Result, run_events, with_progress
+from engine.training.config import TrainConfig
+from engine.training.events import Diverged, Done, EpochEnd, Stopped
 from engine.training.interleaved import train_interleaved
 from engine.training.optimizers import optimizer_names
-from engine.training.trainer import Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer
+from engine.training.trainer import Trainer
 from tests.apptest_helpers import assert_no_exception, finish_jobs, run_page
 
 CANCEL_S = 1.0  # from should_stop() → True to the end of the job, on this machine even when it is busy

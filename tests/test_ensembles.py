@@ -10,7 +10,8 @@ from engine.data.subsample import subsample
 from engine.errors import UserInputError
 from engine.limits import MAX_ENSEMBLE_MEMBERS, MAX_TRAIN_SECONDS
 from engine.training import ensembles
-from engine.training.trainer import TrainConfig, Trainer, predict
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer, predict
 
 
 @pytest.fixture(scope="module")

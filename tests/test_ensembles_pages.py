@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.training import multitask
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from tests.apptest_helpers import assert_no_exception, chart_text, finish_jobs, randomize_widgets, run_page
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,8 +25,8 @@ from engine import data
 from engine.data.images import read_image, safe_extract_zip
 from engine.errors import UserInputError
 from engine.models import ModelConfig, build_from_config
+from engine.training.config import TrainConfig
 from engine.training.runs import FORMAT, Run, load_run, read_run_file, save_run
-from engine.training.trainer import TrainConfig
 from tests.apptest_helpers import assert_no_exception, assert_no_traceback_text, run_page
 
 TRAIN_LAB = "app_pages/start/train_lab.py"

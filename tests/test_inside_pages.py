@@ -14,7 +14,8 @@ KEYS = {"app_pages/inside_cnn/feature_maps.py": "fmaps", "app_pages/inside_cnn/s
 
 @pytest.fixture(scope="module")
 def digits_run(digits):
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     return Trainer(TrainConfig(data="digits", model="tinyvgg", epochs=1, seed=0), digits).fit()
 
@@ -22,7 +23,8 @@ def digits_run(digits):
 @pytest.fixture(scope="module")
 def mlp_run(digits):
     """A run without conv layers: the pages must explain what they cannot show."""
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     run = Trainer(TrainConfig(data="digits", model="mlp", epochs=1, seed=0), digits).fit()
     run.name = "mlp on digits"

@@ -168,7 +168,9 @@ def crash(should_stop):
 
 def train_digits(should_stop, *, seed: int):
     from engine import data
-    from engine.training.trainer import EpochEnd, TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.events import EpochEnd
+    from engine.training.trainer import Trainer
 
     config = TrainConfig(model="mlp", epochs=2, lr=0.01, batch_size=64, seed=seed, model_options={"dropout": 0.3})
     for event in Trainer(config, data.load("digits", seed=0)).run(should_stop):

@@ -19,8 +19,9 @@ from engine import data  # noqa: E402
 from engine.errors import UserInputError  # noqa: E402
 from engine.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRunner  # noqa: E402
 from engine.jobs_ray import Cluster, _host_dumps, cluster_of, connect  # noqa: E402
+from engine.training.config import TrainConfig
+from engine.training.events import EpochEnd, Stopped
 from engine.training.interleaved import train_interleaved  # noqa: E402
-from engine.training.trainer import EpochEnd, Stopped, TrainConfig  # noqa: E402
 from tests.apptest_helpers import finish_jobs, run_page  # noqa: E402
 from tests.test_jobs import count_up, crash  # noqa: E402
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from engine import models
-from engine.training import landscape, losses
 from engine.device import generator
 from engine.errors import UserInputError
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training import landscape, losses
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 LOSS = losses.build("cross_entropy")
 

@@ -28,8 +28,8 @@ from engine.jobs import JobRunner
 from engine.layers.normalization import running_stats
 from engine.models import ModelConfig, build_from_config
 from engine.training import gradient_flow, landscape, margins, minibatch, regularizers, surfaces, toy2d
+from engine.training.config import TrainConfig, validate
 from engine.training.expressions import parse_expression
-from engine.training.trainer import TrainConfig, validate
 from tests.apptest_helpers import assert_no_exception, run_page
 
 ROOT = Path(__file__).resolve().parents[1]

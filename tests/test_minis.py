@@ -11,9 +11,10 @@ from engine.errors import UserInputError
 from engine.models.export import model_source
 from engine.models.minis import plan
 from engine.training import losses
+from engine.training.config import TrainConfig
 from engine.training.objective import Objective
 from engine.training.penalties import Penalties
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training.trainer import Trainer
 
 MINIS = ["alexnet_mini", "vgg_mini", "inception_mini", "densenet_mini"]
 SMALL = {"alexnet_mini": dict(width=4, fc_width=16), "vgg_mini": dict(width=4, fc_width=16),

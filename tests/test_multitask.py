@@ -12,8 +12,9 @@ from engine.data.subsample import subsample
 from engine.errors import UserInputError
 from engine.models.heads import MAIN
 from engine.training import multitask
+from engine.training.config import TrainConfig
 from engine.training.runs import load_run, save_run
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

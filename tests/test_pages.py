@@ -196,8 +196,9 @@ def test_a_link_naming_only_a_data_set_opens_with_its_recipe():
 
 def test_uploading_a_run_whose_name_is_taken_keeps_both_and_says_so(digits):
     """Re-uploading your own download is the normal case: it must not be ignored silently."""
+    from engine.training.config import TrainConfig
     from engine.training.runs import save_run
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.trainer import Trainer
 
     run = Trainer(TrainConfig(data="digits", model="linear", epochs=1, seed=0), digits).fit()
     at = run_page(TRAIN_LAB, session_state={"runs": {run.name: run}}, timeout=120)

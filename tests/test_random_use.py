@@ -134,14 +134,16 @@ PAGES = ["app_pages/start/home.py"] + [p.file for _, p in built_pages() if p.fil
 
 @pytest.fixture(scope="module")
 def digits_run(digits):
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     return Trainer(TrainConfig(data="digits", model="tinyvgg", epochs=1, seed=0), digits).fit(), digits
 
 
 @pytest.fixture(scope="module")
 def vit_run(digits):
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     config = TrainConfig(data="digits", model="vit_tiny", model_options=dict(width=16, depth=2, heads=2), epochs=1)
     return Trainer(config, digits).fit(), digits
@@ -150,7 +152,8 @@ def vit_run(digits):
 @pytest.fixture(scope="module")
 def source_run():
     from engine import data
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     shapes = data.load("shapes", seed=0, num_images=800, image_size=16)
     config = TrainConfig.for_data("shapes", image_size=16, model_options={"norm": "batch", "width": 8}, epochs=2)

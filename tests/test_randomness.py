@@ -12,7 +12,8 @@ from engine.device import RunRandomness
 from engine.explain import attributions
 from engine.layers import conv, normalization
 from engine.training import gradient_flow, minibatch
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 # Tiny VGG's results depend on the intra-op thread count (how its reductions are split), and
 # dropout draws from torch's global generator: both ways one session could change another's result.

@@ -20,7 +20,8 @@ from engine.training.pitfalls import (CLASS_WEIGHTS, NO_REMEDY, class_scores, im
                                       leakage)
 from engine.training.regularizers import (DECOUPLED, L2_IN_LOSS, WEIGHT_DECAY, decay_paths, regularized,
                                           regularizer_names, weight_histogram, weight_histograms)
-from engine.training.trainer import TrainConfig, Trainer, predict
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer, predict
 
 
 # ----------------------------------------------------------------------------- L1

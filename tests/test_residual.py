@@ -15,8 +15,10 @@ from engine.errors import UserInputError
 from engine.models.export import model_source
 from engine.models.resnet import ResidualBlock
 from engine.training import residual
+from engine.training.config import TrainConfig
+from engine.training.events import EpochEnd
 from engine.training.runs import save_run
-from engine.training.trainer import EpochEnd, TrainConfig, Trainer
+from engine.training.trainer import Trainer
 
 VARIANTS = [dict(), dict(skip=False), dict(block="bottleneck", depth=11), dict(preact=True), dict(se=True),
             dict(block="bottleneck", depth=20, preact=True, se=True, skip=False)]

@@ -16,8 +16,9 @@ from PIL import Image
 from engine import models
 from engine.errors import UserInputError
 from engine.models.export import model_source
+from engine.training.config import TrainConfig
 from engine.training.runs import load_run, save_run
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,9 @@ import torch
 
 from engine.device import RunRandomness
 from engine.errors import UserInputError
-from engine.training.trainer import Diverged, Done, EpochEnd, Stopped, TrainConfig, Trainer, evaluate
+from engine.training.config import TrainConfig
+from engine.training.events import Diverged, Done, EpochEnd, Stopped
+from engine.training.trainer import Trainer, evaluate
 
 
 def test_tinyvgg_reaches_97_percent_on_digits(digits):

@@ -13,13 +13,15 @@ from engine.errors import UserInputError
 from engine.models.export import model_source
 from engine.models.heads import MultiHead, add_heads, replace_head
 from engine.training import losses
+from engine.training.config import TrainConfig
+from engine.training.events import BatchEnd, Diverged, Done, Warned
 from engine.training.objective import Objective
 from engine.training.optimizers import Plateau
 from engine.training.penalties import Penalties, penalized_parameters, proximal_l1_step
 from engine.training.presets import preset
 from engine.training.runs import load_run, save_run
 from engine.training.targets import Mixer
-from engine.training.trainer import BatchEnd, Diverged, Done, TrainConfig, Trainer, Warned, predict
+from engine.training.trainer import Trainer, predict
 
 PARITY = [0, 1] * 5  # digit -> odd/even, a second task on the same images
 

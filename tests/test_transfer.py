@@ -16,8 +16,9 @@ from engine import data, models
 from engine.__main__ import main
 from engine.errors import UserInputError
 from engine.training import probe, sources, strategies, transfer
+from engine.training.config import TrainConfig
 from engine.training.runs import Run, save_run
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training.trainer import Trainer
 from engine.training.transfer import FineTune
 from tests.test_pretrained import _write_random_weights
 

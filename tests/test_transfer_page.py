@@ -13,7 +13,8 @@ SKIPPED = {"transfer.train.start", "transfer.download", "global.seed"}  # 12,000
 @pytest.fixture(scope="module")
 def source_run():
     from engine import data
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     shapes = data.load("shapes", seed=0, num_images=800, image_size=16)
     config = TrainConfig.for_data("shapes", image_size=16, model_options={"norm": "batch", "width": 8}, epochs=2)

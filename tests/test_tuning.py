@@ -16,8 +16,9 @@ from engine.cli.tune import space_entry
 from engine.data.sets import Split
 from engine.errors import UserInputError
 from engine.training import crossval, search_space, tuning
-from engine.training.trainer import TrainConfig, evaluate
+from engine.training.config import TrainConfig
 from engine.training.losses import build as build_loss
+from engine.training.trainer import evaluate
 
 LR = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}
 LONG = os.environ.get("VISIONEXPLORER_LONG_TESTS") == "1"

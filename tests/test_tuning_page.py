@@ -4,7 +4,7 @@ retrained, tested, cross-validated and opens in Train Lab; random widgets and bu
 import pytest
 
 from engine.training import search_space
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_widgets, run_page
 from ui.tuning_panel import train_lab_query
 

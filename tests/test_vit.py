@@ -9,10 +9,11 @@ from torch import nn
 from engine import models
 from engine.errors import UserInputError
 from engine.explain import attention as att
-from engine.models.export import model_source
 from engine.models import ModelConfig
+from engine.models.export import model_source
 from engine.models.vit import auto_patch_size, patches, sinusoidal_encoding
-from engine.training.trainer import TrainConfig, Trainer
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer
 
 
 def _vit(**options):

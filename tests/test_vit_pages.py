@@ -8,7 +8,8 @@ from tests.apptest_helpers import assert_no_exception, finish_jobs, randomize_wi
 
 @pytest.fixture(scope="module")
 def vit_run(digits):
-    from engine.training.trainer import TrainConfig, Trainer
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import Trainer
 
     config = TrainConfig(data="digits", model="vit_tiny", model_options=dict(width=16, depth=2, heads=2),
                          epochs=1, seed=0)

@@ -14,11 +14,11 @@ import streamlit as st
 from torch import Tensor, nn
 
 from engine import data, models
-from engine.models import pretrained
+from engine.data.images import to_model_input
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
-from engine.data.images import to_model_input
-from engine.training.trainer import TrainConfig
+from engine.models import pretrained
+from engine.training.config import TrainConfig
 from ui.sidebar import seed
 from ui.state import UrlField, choice, run_dataset, runs
 from ui.train_config import load_dataset

@@ -13,13 +13,13 @@ import streamlit as st
 
 from engine import data, models
 from engine.data import augment
-from engine.training import losses
 from engine.data.sets import Dataset
 from engine.device import pick_device
 from engine.errors import UserInputError
+from engine.training import losses
+from engine.training.config import TrainConfig
 from engine.training.optimizers import optimizer_info, optimizer_names, schedule_info, schedule_names
 from engine.training.presets import preset
-from engine.training.trainer import TrainConfig
 from ui.sidebar import seed
 from ui.state import UrlField, choice, flag, number
 from ui.uploads import zip_upload_ui

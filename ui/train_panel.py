@@ -17,8 +17,10 @@ import streamlit as st
 from engine.data.sets import Dataset
 from engine.errors import UserInputError
 from engine.jobs import Job as RunnerJob
+from engine.training.config import TrainConfig
+from engine.training.events import BatchEnd, Diverged, Stopped, Warned
 from engine.training.interleaved import train_interleaved
-from engine.training.trainer import BatchEnd, Diverged, Stopped, TrainConfig, Trainer, Warned
+from engine.training.trainer import Trainer
 from ui import jobs
 from ui.figures.train import learning_curves, refill_learning_curves
 from ui.sidebar import presenter_mode

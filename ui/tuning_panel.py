@@ -14,7 +14,7 @@ import streamlit as st
 
 from engine.errors import UserInputError
 from engine.training import crossval, search_space, tuning
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui import jobs
 from ui.figures import tuning as figs
 from ui.sidebar import presenter_mode

@@ -8,7 +8,7 @@ import streamlit as st
 from engine import models
 from engine.errors import UserInputError
 from engine.models.minis import plan
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.figures.classic_nets import accuracy_vs_cost
 from ui.lessons import lesson_link_ui
 from ui.results import trained_runs_ui

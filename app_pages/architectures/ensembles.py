@@ -7,7 +7,7 @@ import torch
 
 from engine.data.subsample import subsample
 from engine.training import ensembles
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.experiment import experiment_ui
 from ui.figures import ensembles as figs
 from ui.images import to_display

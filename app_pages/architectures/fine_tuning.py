@@ -4,9 +4,9 @@ learning rate; and test accuracy against training images per class for four ways
 import streamlit as st
 
 from engine.training import sources, transfer
+from engine.training.events import EpochEnd
 from engine.training.runs import History
 from engine.training.transfer import FineTune
-from engine.training.trainer import EpochEnd
 from ui import jobs
 from ui.figures import transfer as figs
 from ui.lessons import lesson_link_ui

@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine.data.subsample import subsample
 from engine.training import multitask
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.experiment import experiment_ui
 from ui.figures import ensembles as figs
 from ui.lessons import lesson_link_ui

@@ -5,7 +5,7 @@ import streamlit as st
 from engine import data
 from engine.layers import activations
 from engine.training import gradient_flow as gflow
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.figures.activations import activation_curves, dead_units
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed

@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine import data
 from engine.layers import normalization
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.figures.normalization import batch_dependence, norm_groups, overlaid_histograms, running_stats
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed

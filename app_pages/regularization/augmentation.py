@@ -11,8 +11,8 @@ from engine.data.subsample import class_counts, subsample
 from engine.device import generator
 from engine.layers.conv import shrink
 from engine.limits import MAX_AUGMENT_STEPS
+from engine.training.config import TrainConfig
 from engine.training.targets import MIXINGS, Mixer
-from engine.training.trainer import TrainConfig
 from ui.figures import augmentation as figs
 from ui.images import tile
 from ui.lessons import lesson_link_ui

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.training import capacity
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.figures import regularization as figs
 from ui.lessons import lesson_link_ui
 from ui.results import accuracy_text, trained_runs_ui

@@ -5,7 +5,7 @@ import streamlit as st
 
 from engine.training import capacity
 from engine.training import regularizers as reg
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui import regularization_panels as panels
 from ui.figures import regularization as figs
 from ui.lessons import lesson_link_ui

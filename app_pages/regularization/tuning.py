@@ -7,7 +7,7 @@ import streamlit as st
 from engine.data import augment
 from engine.data.sets import Dataset
 from engine.training import search_space, tuning
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.lessons import lesson_link_ui
 from ui.sidebar import seed
 from ui.state import UrlField, choice, flag, items, number, url_state

@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine import limits
 from engine.training import landscape
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.figures import landscape as figures
 from ui.landscape_panel import GridSettings, eval_batch, grid_ui, line_ui, plane_views_ui
 from ui.lessons import lesson_link_ui

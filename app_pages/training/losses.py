@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from engine.training import losses, margins
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui.figures.optim import lines
 from ui.lessons import lesson_link_ui
 from ui.sidebar import presenter_mode, seed

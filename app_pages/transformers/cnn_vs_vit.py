@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine.errors import UserInputError
 from engine.training import compare
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 from ui import jobs
 from ui.figures import attention as figs
 from ui.lessons import lesson_link_ui

@@ -5,8 +5,8 @@ import streamlit as st
 from engine.errors import UserInputError
 from engine.explain import attention as att
 from engine.models.vit import patches
+from engine.training.config import TrainConfig
 from engine.training.metrics import predict_one
-from engine.training.trainer import TrainConfig
 from ui.figures import attention as figs
 from ui.images import tile, to_display
 from ui.lessons import lesson_link_ui

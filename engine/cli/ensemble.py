@@ -18,8 +18,8 @@ import time
 from engine.cli.common import load_data
 from engine.data.subsample import subsample
 from engine.job_messages import Progress
+from engine.training.config import TrainConfig
 from engine.training.ensembles import MemberResult, run_ensemble
-from engine.training.trainer import TrainConfig
 
 HELP = "train an ensemble and compare its members with soft and hard voting"
 

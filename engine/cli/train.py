@@ -26,12 +26,14 @@ from engine.data import augment
 from engine.data.subsample import class_counts, subsample
 from engine.errors import UserInputError
 from engine.training import losses
+from engine.training.config import TrainConfig
+from engine.training.events import Done, EpochEnd, Warned
 from engine.training.losses import balanced_class_weights
 from engine.training.optimizers import optimizer_names, schedule_names
 from engine.training.penalties import L1_MODES
 from engine.training.runs import save_run
 from engine.training.targets import MIXINGS
-from engine.training.trainer import Done, EpochEnd, TrainConfig, Trainer, Warned
+from engine.training.trainer import Trainer
 
 HELP = "train a model and report its test accuracy"
 

@@ -19,8 +19,8 @@ import json
 from engine.cli.common import load_data, parse_option
 from engine.errors import UserInputError
 from engine.training import crossval, search_space, tuning
+from engine.training.config import TrainConfig
 from engine.training.optimizers import optimizer_names, schedule_names
-from engine.training.trainer import TrainConfig
 
 HELP = "search hyperparameters (grid, random, TPE) on the validation split; test the best once"
 

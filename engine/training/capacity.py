@@ -21,8 +21,8 @@ from engine import models
 from engine.data.sets import Dataset
 from engine.data.subsample import class_counts, subsample
 from engine.errors import UserInputError
+from engine.training.config import TrainConfig
 from engine.training.runs import History
-from engine.training.trainer import TrainConfig
 
 MAX_GRID_RUNS = 12  # runs one capacity/data grid trains
 

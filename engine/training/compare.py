@@ -24,7 +24,9 @@ from engine.errors import UserInputError
 from engine.job_messages import Progress
 from engine.limits import MAX_TRAIN_SECONDS
 from engine.models.vit import attention_macs
-from engine.training.trainer import Diverged, Done, EpochEnd, TrainConfig, Trainer, model_config_for
+from engine.training.config import TrainConfig
+from engine.training.events import Diverged, Done, EpochEnd
+from engine.training.trainer import Trainer, model_config_for
 
 
 @dataclass(frozen=True)

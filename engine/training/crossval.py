@@ -26,7 +26,9 @@ from engine import limits
 from engine.data.sets import STD_FLOOR, Dataset, Split
 from engine.device import generator
 from engine.errors import UserInputError
-from engine.training.trainer import EpochEnd, TrainConfig, Trainer
+from engine.training.config import TrainConfig
+from engine.training.events import EpochEnd
+from engine.training.trainer import Trainer
 
 
 @dataclass

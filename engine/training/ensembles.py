@@ -30,7 +30,9 @@ from engine.data.sets import Dataset
 from engine.errors import UserInputError
 from engine.job_messages import Progress
 from engine.limits import MAX_ENSEMBLE_MEMBERS, MAX_TRAIN_SECONDS
-from engine.training.trainer import Diverged, Done, EpochEnd, TrainConfig, Trainer, predict
+from engine.training.config import TrainConfig
+from engine.training.events import Diverged, Done, EpochEnd
+from engine.training.trainer import Trainer, predict
 
 
 # ----------------------------------------------------------------------------- voting

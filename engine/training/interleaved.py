@@ -10,8 +10,10 @@ import copy
 from collections.abc import Callable, Iterator
 
 from engine.data.sets import Dataset
+from engine.training.config import TrainConfig
+from engine.training.events import BatchEnd, Done, EpochEnd, Event
 from engine.training.runs import Run
-from engine.training.trainer import BatchEnd, Done, EpochEnd, Event, TrainConfig, Trainer
+from engine.training.trainer import Trainer
 
 
 def snapshot(trainer: Trainer, name: str) -> Run:

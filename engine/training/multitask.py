@@ -30,7 +30,9 @@ from engine.job_messages import Progress
 from engine.limits import MAX_TRAIN_SECONDS
 from engine.models.heads import MAIN, MultiHead
 from engine.training import losses
-from engine.training.trainer import EVAL_CHUNK, Diverged, Done, EpochEnd, TrainConfig, Trainer
+from engine.training.config import TrainConfig
+from engine.training.events import Diverged, Done, EpochEnd
+from engine.training.trainer import EVAL_CHUNK, Trainer
 
 MULTI = "multi-task"
 

@@ -26,8 +26,9 @@ from engine.data.sets import Dataset, Split
 from engine.data.subsample import class_counts, subsample
 from engine.device import generator
 from engine.errors import UserInputError
+from engine.training.config import TrainConfig
 from engine.training.losses import balanced_class_weights
-from engine.training.trainer import TrainConfig, predict
+from engine.training.trainer import predict
 
 NO_REMEDY, CLASS_WEIGHTS = "no remedy", "class weights"
 MAX_IMBALANCE_RATIO = 1000.0

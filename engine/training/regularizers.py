@@ -32,9 +32,9 @@ from engine import models
 from engine.device import generator
 from engine.errors import UserInputError
 from engine.registry import Registry
+from engine.training.config import TrainConfig
 from engine.training.optimizers import build_optimizer
 from engine.training.penalties import ZERO_THRESHOLD, penalized_parameters
-from engine.training.trainer import TrainConfig
 
 # The three ways to regularize, by the name the page shows.
 L2_IN_LOSS, WEIGHT_DECAY, DECOUPLED = "L2 in the loss", "weight_decay=λ of torch.optim", "decoupled decay"

@@ -28,9 +28,11 @@ from engine.data.sets import Dataset, Split
 from engine.errors import UserInputError
 from engine.models.blocks import evaluating
 from engine.models.resnet import ResidualBlock
+from engine.training.config import TrainConfig
+from engine.training.events import Event
 from engine.training.interleaved import train_interleaved
 from engine.training.runs import Run
-from engine.training.trainer import Event, TrainConfig, evaluate
+from engine.training.trainer import evaluate
 
 LESION_DRAWS = 10  # random block subsets per k, as in Veit et al. fig. 5
 MIN_DEPTHS = 2  # the degradation experiment compares depths

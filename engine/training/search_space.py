@@ -25,7 +25,7 @@ from engine import models
 from engine.data import augment
 from engine.errors import UserInputError
 from engine.registry import Registry
-from engine.training.trainer import TrainConfig
+from engine.training.config import TrainConfig
 
 
 # ---------------------------------------------------------------------------- the hyperparameters

@@ -20,198 +20,34 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
-from engine import limits
 from engine import models
 from engine.data import augment
-from engine.models import pretrained
-from engine.models.heads import add_heads
-from engine.training import losses
 from engine.data.sets import Dataset, Split
 from engine.device import RunRandomness, configure_threads, generator, pick_device, seeded
 from engine.errors import UserInputError
+from engine.models import pretrained
+from engine.models.heads import add_heads
+from engine.training import losses
+from engine.training.config import REPORTS_PER_EPOCH, TrainConfig, mixing_of, validate
+from engine.training.events import BatchEnd, Diverged, Done, EpochEnd, Event, Stopped, Warned
 from engine.training.gradient_flow import dead_fractions
 from engine.training.groups import ParameterGroups, stages_of
 from engine.training.objective import Objective, head_sizes, label_heads
-from engine.training.optimizers import PLATEAU, Plateau, build_optimizer, optimizer_info, schedule_factor, schedule_info
+from engine.training.optimizers import PLATEAU, Plateau, build_optimizer, schedule_factor
 from engine.training.penalties import Penalties, proximal_l1_step, weight_statistics
-from engine.training.presets import preset
 from engine.training.runs import History, Run
-from engine.training.targets import MIXINGS, Mixer, hard_labels, is_soft
+from engine.training.targets import Mixer, hard_labels, is_soft
 
 DIVERGENCE_FACTOR = 20.0  # a batch loss this many times the first one counts as diverged (cross-entropy: 20·ln 10 ≈ 46)
 EVAL_CHUNK = 256  # images per forward pass when evaluating: also how often a Cancel is seen (≈ 0.3 s of resnet_small on a CPU)
-REPORTS_PER_EPOCH = 50  # default BatchEnd events per epoch: a live curve, one host sync per report
 CHANCE_MARGIN = 1.5  # train accuracy below 1.5 × chance counts as "at chance" for the dead-unit check
 STUCK_EPOCHS = 2  # epochs at chance before the dead-unit check runs
 PROBE_IMAGES = 256  # training images the dead-unit check looks at
-
-
-@dataclass
-class TrainConfig:
-    """One training run, as the Train Lab's widgets, the CLI's flags and a saved Run describe it."""
-
-    data: str = "digits"
-    image_size: int | None = None  # None = the data set's native size
-    model: str = "tinyvgg"
-    model_options: dict = field(default_factory=dict)
-    init: str = "default"
-    init_sigma: float = 0.01
-    loss: str = "cross_entropy"
-    loss_options: dict = field(default_factory=dict)
-    optimizer: str = "adam"
-    lr: float = 5e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    epochs: int = 20  # these defaults are the cnn_digits preset: ≥ 98 % on digits in seconds
-    schedule: str = "constant"
-    patience: int = 0  # early stopping after this many epochs without a better val loss; 0 = off
-    restore_best: bool = True
-    augmentation: str | list = "none"  # a preset name or a list of steps (engine.data.augment)
-    seed: int = 0
-    snapshots: bool = False  # keep the weights after every epoch (for trajectory planes)
-    # extra loss terms (engine.training.objective): head name -> {"weight": λ, "targets": class mapping
-    # or "labels": one of the data set's extra label sets}
-    heads: dict = field(default_factory=dict)
-    main_weight: float = 1.0  # λ₀ of the main head's loss (multi-task learning: λ₀ L₀ + Σ λᵢ Lᵢ)
-    l2: float = 0.0  # λ/2 ‖w‖² in the loss
-    l1: float = 0.0  # λ ‖w‖₁
-    l1_mode: str = "proximal"  # soft-thresholding after each step, or "subgradient" in the loss
-    elastic: float = 0.0  # α(ρ‖w‖₁ + (1−ρ)/2 ‖w‖²) in the loss
-    l1_ratio: float = 0.5  # ρ
-    penalize_all: bool = False  # penalties also on biases and normalization parameters
-    # parameter groups (engine.training.groups), by module-name prefix
-    freeze: list = field(default_factory=list)
-    lr_factors: dict = field(default_factory=dict)  # prefix -> multiplier of lr
-    stages: list = field(default_factory=list)  # [{"epochs": n, "freeze": [...], "lr_factors": {...}}, ...]
-    mixing: str = "none"  # "mixup" | "cutmix": probability targets (engine.training.targets)
-    mixing_alpha: float = 1.0  # λ ~ Beta(α, α)
-    plateau_patience: int = 2  # reduce_on_plateau: epochs without a better val loss before lr ÷ 10
-    evaluate_test: bool = True  # False: a hyper-parameter trial; the test split is never read
-    report_every: int = 0  # a BatchEnd every this many steps; 0 = about 50 per epoch
-    mixed_precision: bool = False  # bf16 autocast of the training steps; CUDA only
-
-    @classmethod
-    def for_data(cls, data: str, **overrides) -> TrainConfig:
-        """The data set's recipe (engine.training.presets) with `overrides` on top."""
-        return cls(data=data, **{**preset(data).to_dict(), **overrides})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-# Events: small dataclasses; `kind` lets scripts print them without isinstance chains.
-@dataclass
-class BatchEnd:
-    """Every `report_every` steps and at each epoch's last step; `loss` is step `step`'s."""
-
-    epoch: int
-    step: int
-    total_steps: int
-    loss: float
-    kind: str = "batch"
-
-
-@dataclass
-class EpochEnd:
-    epoch: int
-    epochs: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    seconds: float
-    images_per_s: float
-    terms: dict[str, float] = field(default_factory=dict)  # mean of each loss term over the epoch
-    weight_norm: float = 0.0  # ‖w‖₂ of the penalized weights
-    zero_fraction: float = 0.0  # share of them with |w| < 1e-6
-    kind: str = "epoch"
-
-
-@dataclass
-class Diverged:
-    epoch: int
-    step: int
-    loss: float
-    message: str
-    kind: str = "diverged"
-
-
-@dataclass
-class Stopped:
-    epoch: int
-    reason: str
-    kind: str = "stopped"
-
-
-@dataclass
-class Warned:
-    """Something the user should change, e.g. every ReLU of a block is dead."""
-
-    epoch: int
-    message: str
-    kind: str = "warning"
-
-
-@dataclass
-class Done:
-    test_loss: float | None  # None when the run had no test split (evaluate_test=False)
-    test_acc: float | None
-    seconds: float
-    epochs: int
-    best_epoch: int
-    images_per_s: float
-    kind: str = "done"
-
-
-Event = BatchEnd | EpochEnd | Diverged | Stopped | Warned | Done
-
-
-def validate(config: TrainConfig, num_train: int) -> None:
-    """Check the numbers a user types before anything is built; raise UserInputError naming the rule."""
-    if not (config.lr > 0 and math.isfinite(config.lr)):
-        raise UserInputError(f"learning rate must be a positive number; got {config.lr}")
-    if not 1 <= config.epochs <= limits.MAX_EPOCHS:
-        raise UserInputError(f"epochs must be between 1 and {limits.MAX_EPOCHS}; got {config.epochs}")
-    if not 1 <= config.batch_size <= num_train:
-        raise UserInputError(f"batch size must be between 1 and the {num_train} training images; "
-                             f"got {config.batch_size}")
-    if config.patience < 0:
-        raise UserInputError(f"early-stopping patience must be ≥ 0; got {config.patience}")
-    optimizer_info(config.optimizer)  # an unknown name raises the registry's UserInputError
-    schedule_info(config.schedule)
-    if config.mixing not in MIXINGS:
-        raise UserInputError(f"mixing must be one of {', '.join(MIXINGS)}; got {config.mixing!r}")
-    mixing, _ = mixing_of(config)
-    if mixing != "none" and any(spec.get("labels") for spec in config.heads.values()):
-        raise UserInputError(f"{mixing} mixes images but not the extra label sets a head scores; "
-                             "train multi-task heads without mixing")
-    if mixing != "none" and config.loss != "cross_entropy":
-        raise UserInputError(f"{mixing} makes probability targets, which only cross_entropy takes; "
-                             f"got loss {config.loss!r}")
-    if config.report_every < 0:
-        raise UserInputError(f"report_every must be ≥ 0 steps (0 = about {REPORTS_PER_EPOCH} per epoch); "
-                             f"got {config.report_every}")
-
-
-def mixing_of(config: TrainConfig) -> tuple[str, float]:
-    """(kind, α) of the run's label mixing: the augmentation pipeline's last step, or `config.mixing`."""
-    in_pipeline = augment.label_mixing(config.augmentation)  # also checks every step of the pipeline
-    if in_pipeline and config.mixing != "none":
-        raise UserInputError(f"the augmentation already ends with {in_pipeline[0]}: set mixing to none, "
-                             f"or remove {in_pipeline[0]} from the augmentation")
-    return in_pipeline or (config.mixing, config.mixing_alpha)
 
 
 def model_config_for(config: TrainConfig, dataset: Dataset) -> models.ModelConfig:

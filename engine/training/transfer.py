@@ -32,11 +32,13 @@ from engine.errors import UserInputError
 from engine.job_messages import Progress
 from engine.jobs import unless_stopped
 from engine.training import probe as probes
+from engine.training.config import TrainConfig
+from engine.training.events import EpochEnd, Event
 from engine.training.probe import feature_probes, pixel_probe
-from engine.training.sources import ALL, Source, fit_to_source, from_scratch, shots_for, subset, with_new_head
 from engine.training.runs import History, Run
+from engine.training.sources import ALL, Source, fit_to_source, from_scratch, shots_for, subset, with_new_head
 from engine.training.sources import forward_seconds
-from engine.training.trainer import EpochEnd, Event, TrainConfig, Trainer, evaluate
+from engine.training.trainer import Trainer, evaluate
 
 SHOTS = (1, 2, 5, 10, 20, 50, ALL)  # the few-shot curve's default points
 METHODS = ("pixels_linear", "features_linear", "head_only", "fine_tuned", "scratch")

@@ -33,9 +33,11 @@ from engine import limits
 from engine.data.sets import Dataset, Split
 from engine.errors import UserInputError
 from engine.registry import Registry
+from engine.training.config import TrainConfig
+from engine.training.events import Diverged, EpochEnd, Stopped
 from engine.training.runs import Run
 from engine.training.search_space import configure, grid_points, parse_space
-from engine.training.trainer import Diverged, EpochEnd, Stopped, TrainConfig, Trainer
+from engine.training.trainer import Trainer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would flood the CLI and the server log
 
