@@ -14,6 +14,9 @@ PRESENTER_KEY = "global.presenter"
 # *smaller* (25 px). Metrics and page names wrap instead of ending in "…"; the side padding (5rem =
 # 110 px at this size) shrinks; a column holding a chart or a formula is never narrower than a
 # readable chart, wrapping under its neighbour instead (ui/figures/train.py wraps titles for that width).
+# Tables (st.dataframe) draw their text on a canvas in fixed pixels, deaf to the root size: their
+# element is zoomed instead, at 1/zoom of the width so that, zoomed, it fills the column and no more
+# (the grid lays itself out for the narrower width and scrolls sideways inside if it must).
 _PRESENTER_CSS = """
 <style>
 html { font-size: 22px; }
@@ -23,6 +26,8 @@ html { font-size: 22px; }
   :is(:has(> [data-testid="stMarkdownContainer"]), [data-testid="stMarkdownContainer"], p) {
   white-space: normal; overflow: visible; text-overflow: clip; min-width: 0; }
 [data-testid="stColumn"]:is(:has([data-testid="stPlotlyChart"]), :has(.katex-display)) { min-width: min(100%, 560px); }
+[data-testid="stElementContainer"]:has(> [data-testid="stFullScreenFrame"] > [data-testid="stDataFrame"]) {
+  zoom: 1.3; width: calc(100% / 1.3) !important; }
 </style>
 """
 

@@ -19,7 +19,9 @@ PROJECTOR = {"width": 1280, "height": 720}
 MIN_METRIC_PX = 40  # presenter metric values: larger than a laptop's 36 px, never smaller
 MIN_PLOT_TEXT_PX = 16
 OVERFLOW_SLACK_PX = 4  # KaTeX's struts stick out a pixel or two of any formula
-PAGES = ("conv_playground", "pooling", "receptive_field", "normalization", "regularization", "optimizers")
+MIN_TABLE_ZOOM = 1.25  # st.dataframe draws 14 px text on a canvas: the root font size does not reach it
+PAGES = ("conv_playground", "pooling", "receptive_field", "normalization", "regularization", "optimizers",
+         "architecture_gallery")
 
 # What the browser computed, for every metric, chart text, formula and page name on screen. Sizes are
 # the text's own element (a metric's <p>, not its box: a rule on the <p> once made values small).
@@ -49,6 +51,9 @@ MEASURE = """() => {
                          outside: Math.max(box.left - r.left, r.right - box.right)});
     }
   }
+  const right = main.getBoundingClientRect().right;
+  out.tables = [...main.querySelectorAll('[data-testid="stDataFrame"]')].map(
+    d => ({zoom: d.currentCSSZoom || 1, outside: d.getBoundingClientRect().right - right}));
   for (const k of main.querySelectorAll('.katex-display'))
     out.katex.push({text: k.innerText.slice(0, 60), overflow: k.scrollWidth - k.clientWidth});
   for (const e of document.querySelectorAll('[data-testid="stSidebarNav"] *'))
@@ -74,6 +79,11 @@ def readability_problems(measured: dict) -> list[str]:
     problems += [f"formula {k['text']!r} is {k['overflow']} px wider than the page"
                  for k in measured["katex"] if k["overflow"] > OVERFLOW_SLACK_PX]
     problems += [f"a legend covers the title {text!r}" for text in measured.get("covered", [])]
+    for table in measured.get("tables", []):
+        if table["zoom"] < MIN_TABLE_ZOOM:
+            problems.append(f"a table's text is drawn at {table['zoom']:.2f}× (under {MIN_TABLE_ZOOM}×)")
+        if table["outside"] > OVERFLOW_SLACK_PX:
+            problems.append(f"a table runs {table['outside']:.0f} px out of the page")
     problems += [f"sidebar name {name!r} is cut" for name in measured["nav"]]
     if measured["mainOverflow"] > 0:
         problems.append(f"the page scrolls sideways by {measured['mainOverflow']} px")
@@ -116,9 +126,11 @@ def test_readability_check_catches_what_issue_17_found():
                          {"part": "stMetricLabel", "text": "Test accuracy", "sizes": [25.3], "cut": True}],
              "plotText": [{"text": "35", "size": 8, "outside": 0}, {"text": "Loss (dashed", "size": 26, "outside": 40}],
              "katex": [{"text": "H_out", "overflow": 168}], "nav": ["Receptive field & output size"],
-             "covered": ["epoch"], "mainOverflow": 0}
-    assert len(readability_problems(found)) == 7
-    assert readability_problems({**found, "metrics": [], "plotText": [], "katex": [], "nav": [], "covered": []}) == []
+             "covered": ["epoch"], "mainOverflow": 0,
+             "tables": [{"zoom": 1.0, "outside": 0}, {"zoom": 1.3, "outside": 346}]}  # not enlarged; zoomed too wide
+    assert len(readability_problems(found)) == 9
+    assert readability_problems({**found, "metrics": [], "plotText": [], "katex": [], "nav": [], "covered": [],
+                                 "tables": [{"zoom": 1.3, "outside": -80}]}) == []
 
 
 @pytest.mark.timeout(600)
@@ -147,4 +159,6 @@ def test_presenter_pages_are_readable(page, streamlit_server, screenshots):
             continue
         if url_path == "conv_playground":
             assert len(measured["katex"]) >= 3 and measured["plotText"], "formulas and grids on Convolution"
+        if url_path == "architecture_gallery":
+            assert measured["tables"], "the gallery's layer table"
     assert not failures, "\n\n".join(failures)
