@@ -61,6 +61,16 @@ def test_train_lab_trains_and_shows_results():
     assert len(at.session_state["runs"]) == 1
 
 
+def test_a_pressed_start_button_leaves_the_page_while_its_job_runs():
+    """Seen in use: Train stayed above the running job's progress and Cancel, pressable for nothing."""
+    at = run_page(TRAIN_LAB, query_params={"ep": "3"}, timeout=180)
+    at.button(key="train.start").click().run()
+    assert "train.start" not in [button.key for button in at.button]
+    assert any(button.label == "Cancel" for button in at.button), [button.label for button in at.button]
+    finish_jobs(at)
+    assert at.button(key="train.start").label == "Train"  # back once the job has ended
+
+
 def test_train_lab_linear_preset_shows_templates_and_code():
     at = run_page(TRAIN_LAB, query_params={"preset": "linear_digits", "ep": "2"}, timeout=180)
     assert at.selectbox(key="train.model").value == "linear"

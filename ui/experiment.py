@@ -49,7 +49,7 @@ def experiment_ui(key: str, function: JobFunction, *, label: str, button: str, p
         st.error(str(error))
         return False
     too_long = jobs.too_long_ui(seconds, "fewer networks, fewer epochs or fewer images per class")
-    if st.button(button, type="primary", disabled=too_long, key=f"{key}.start"):
+    if jobs.start_button_ui(button, type="primary", disabled=too_long, key=f"{key}.start"):
         st.session_state.pop(f"{key}.progress", None)
         st.session_state[f"{key}.for"] = plan_key
         jobs.start(key, function, label=label, estimate_s=seconds, **kwargs)

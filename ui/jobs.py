@@ -46,6 +46,17 @@ def start(key: str, function: JobFunction, *, label: str, estimate_s: float, **k
     return job
 
 
+def start_button_ui(label: str, *, key: str, **options) -> bool:
+    """A button that starts a job (`options` as st.button's). Once pressed it leaves the page in the
+    same run: the job's progress and Cancel take its place, where it stayed, pressable for nothing,
+    until the job ended."""
+    slot = st.empty()
+    pressed = slot.button(label, key=key, **options)
+    if pressed:
+        slot.empty()
+    return pressed
+
+
 def current(key: str) -> Job | None:
     """The job started under `key` that has not been followed to its end yet."""
     return st.session_state.get(f"{key}.job")
@@ -142,14 +153,14 @@ def computed(slot: str, key: Hashable, work: Callable[..., Any], *, label: str, 
         del st.session_state[f"{slot}.job"]
         job = None
     if job is None and start_button is not None and st.session_state.get(f"{slot}.asked") != key:
-        if not st.button(start_button, type="primary", key=f"{slot}.start", help=start_help):
+        if not start_button_ui(start_button, type="primary", key=f"{slot}.start", help=start_help):
             return None
         st.session_state[f"{slot}.asked"] = key
     if job is None:
         ended = st.session_state.get(f"{slot}.ended")  # (key, "cancelled" | "failed") of the last job
         if ended is not None and ended[0] == key:
             outcome_ui(slot)
-            if not st.button(f"Compute again: {label}", key=f"{slot}.again", icon=":material/refresh:"):
+            if not start_button_ui(f"Compute again: {label}", key=f"{slot}.again", icon=":material/refresh:"):
                 return None
         start(slot, with_progress, label=label, estimate_s=estimate_s, work=work, **kwargs)
         st.session_state[f"{slot}.for"] = key

@@ -141,7 +141,7 @@ def train_panel_ui(jobs_to_train: list[Job], *, key: str = "train", label: str =
         st.error(str(error))
         return ended
     too_long = jobs.too_long_ui(estimate, "use fewer epochs, a smaller model or smaller images")
-    if st.button(label, type="primary", disabled=too_long, key=f"{key}.start"):
+    if jobs.start_button_ui(label, type="primary", disabled=too_long, key=f"{key}.start"):
         _start(jobs_to_train, key, estimate)
         jobs.follow(key, lambda job, events: _live_ui(key, job, events))
     return ended

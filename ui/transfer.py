@@ -197,7 +197,7 @@ def job_button_ui(key: str, live: Callable, label: str, *, help: str | None = No
     if jobs.follow(key, live):
         return False
     jobs.outcome_ui(key)
-    pressed = st.button(label, key=f"{key}.run", type="primary", help=help, disabled=disabled)
+    pressed = jobs.start_button_ui(label, key=f"{key}.run", type="primary", help=help, disabled=disabled)
     if pressed:
         st.session_state.pop(f"{key}.progress", None)
     return pressed

@@ -71,7 +71,7 @@ def search_ui(key: str, plan: tuning.SearchPlan, dataset) -> dict | None:
     results = st.session_state.get(f"{key}.results")
     if not jobs.follow(key, _live(results or {})):
         jobs.outcome_ui(key)
-        if st.button("Search", key=f"{key}.run", type="primary", icon=":material/manage_search:"):
+        if jobs.start_button_ui("Search", key=f"{key}.run", type="primary", icon=":material/manage_search:"):
             results = {"trials": [], "plan": plan, "dataset": dataset, "done": None}
             st.session_state[f"{key}.results"] = results
             jobs.start(key, tuning.search, label="The hyperparameter search", estimate_s=plan.estimate_s,
@@ -126,7 +126,8 @@ def cross_validation_ui(key: str, config: TrainConfig, dataset, *, folds: int, t
     summary = next((e for e in store.get(setup, []) if isinstance(e, crossval.CrossValidated)), None)
     if not following and (summary is None or summary.cancelled):
         jobs.outcome_ui(key)
-        if st.button(f"Cross-validate the best ({folds} folds)", key=f"{key}.run", icon=":material/view_week:"):
+        if jobs.start_button_ui(f"Cross-validate the best ({folds} folds)", key=f"{key}.run",
+                                icon=":material/view_week:"):
             store[setup], st.session_state[f"{key}.for"] = [], setup
             jobs.start(key, crossval.cross_validate, label="Cross-validation", estimate_s=trial_seconds * folds,
                        dataset=dataset, config=config, folds=folds)

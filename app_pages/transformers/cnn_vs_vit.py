@@ -105,8 +105,8 @@ def render_data_size(configs, dataset) -> None:
         refused = True
     if not jobs.follow(f"{P}.data", _experiment_ui(results)):
         jobs.outcome_ui(f"{P}.data")
-        if st.button("Run the data-size experiment", key=f"{P}.data_run", type="primary",
-                     disabled=not plan.trainings or refused):
+        if jobs.start_button_ui("Run the data-size experiment", key=f"{P}.data_run", type="primary",
+                                disabled=not plan.trainings or refused):
             st.session_state.pop(f"{P}.data.progress", None)
             jobs.start(f"{P}.data", compare.data_size_experiment, label="The data-size experiment",
                        estimate_s=plan.seconds, plan=plan, dataset=dataset)
