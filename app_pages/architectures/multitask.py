@@ -87,6 +87,11 @@ def render_loss(record: multitask.Record, task: str) -> None:
                           width="stretch")
 
 
+def _accuracy(value: float | None) -> str:
+    """A test accuracy as the table shows it; "—" where the net has no head for that task."""
+    return "—" if value is None else f"{value:.2%}"
+
+
 def render_results(record: multitask.Record, task: str) -> None:
     presenter = presenter_mode()
     columns = st.columns(2)
@@ -94,12 +99,10 @@ def render_results(record: multitask.Record, task: str) -> None:
         if record.curves(name):
             column.plotly_chart(figs.task_curves(record.curves(name), task=name, presenter=presenter), width="stretch")
     if record.test_acc:
-        table = pd.DataFrame([{"network": net, f"{MAIN_TASK} test acc": accs.get(MAIN_TASK), f"{task} test acc":
-                               accs.get(task), "parameters": record.params[net], "seconds": record.seconds[net]}
-                              for net, accs in record.test_acc.items()])
+        table = pd.DataFrame([{"network": net, f"{MAIN_TASK} test acc": _accuracy(accs.get(MAIN_TASK)),
+                               f"{task} test acc": _accuracy(accs.get(task)), "parameters": record.params[net],
+                               "seconds": record.seconds[net]} for net, accs in record.test_acc.items()])
         st.dataframe(table, hide_index=True, column_config={
-            f"{MAIN_TASK} test acc": st.column_config.NumberColumn(format="percent"),
-            f"{task} test acc": st.column_config.NumberColumn(format="percent"),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "seconds": st.column_config.NumberColumn(format="%.1f")})
         st.caption("One multi-task net answers both questions with one base (about half the parameters and compute "
