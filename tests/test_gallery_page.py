@@ -63,7 +63,10 @@ def test_the_lesson_links_open_the_views_they_promise():
     timeline = chart_text(opened["timeline"])
     assert "top-5 error of the winners" in timeline and "human ≈ 5.1 %" in timeline and "ResNet: 3.57 %" in timeline
     assert "ImageNet top-1 against compute" in timeline and "ViT-B/16" in timeline
-    assert len(opened["timeline"].dataframe[0].value) == len(gallery.names())
+    overview = opened["timeline"].dataframe[0].value.set_index("network")
+    assert len(overview) == len(gallery.names())
+    assert overview.loc["AlexNet", "weights"] == "IMAGENET1K_V1"
+    assert overview.loc["LeNet-5", "weights"].startswith("— (this app's")  # not a bare None
     two = _metrics(opened["two_3x3"])
     assert two["2 stacked 3×3: weights"] == "73,728" and two["One 5×5: weights"] == "102,400"  # the lesson's quiz
     googlenet = opened["googlenet"]

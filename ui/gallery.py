@@ -88,7 +88,8 @@ def overview(summaries) -> pd.DataFrame:
     return pd.DataFrame([{"network": s.title, "year": gallery.entry(s.name).year,
                           "input": f"{s.in_channels}×{s.input_size}²",
                           "parameters": s.params, "MACs": s.macs, "receptive field (px)": s.receptive_field,
-                          "ImageNet top-1 (%)": s.acc1, "weights": gallery.entry(s.name).weights_name}
+                          "ImageNet top-1 (%)": s.acc1,
+                          "weights": gallery.entry(s.name).weights_name or "— (this app's, trained here)"}
                          for s in summaries])
 
 
