@@ -63,8 +63,7 @@ def current(key: str) -> Job | None:
 
 
 def _format_wait(seconds: float) -> str:
-    return "any moment now" if seconds < 1 else f"in about {seconds:.0f} s" if seconds < 90 else \
-        f"in about {seconds / 60:.1f} min"
+    return "any moment now" if seconds < 1 else f"in {format_seconds(seconds)}"
 
 
 def _queued_ui(job: Job) -> None:

@@ -11,6 +11,7 @@ from engine.training.config import TrainConfig
 from ui.experiment import experiment_ui
 from ui.figures import ensembles as figs
 from ui.lessons import lesson_link_ui
+from ui.results import accuracy_text
 from ui.sidebar import presenter_mode, seed
 from ui.state import UrlField, choice, number, url_state
 from ui.train_config import load_dataset
@@ -87,11 +88,6 @@ def render_loss(record: multitask.Record, task: str) -> None:
                           width="stretch")
 
 
-def _accuracy(value: float | None) -> str:
-    """A test accuracy as the table shows it; "—" where the net has no head for that task."""
-    return "—" if value is None else f"{value:.2%}"
-
-
 def render_results(record: multitask.Record, task: str) -> None:
     presenter = presenter_mode()
     columns = st.columns(2)
@@ -99,8 +95,8 @@ def render_results(record: multitask.Record, task: str) -> None:
         if record.curves(name):
             column.plotly_chart(figs.task_curves(record.curves(name), task=name, presenter=presenter), width="stretch")
     if record.test_acc:
-        table = pd.DataFrame([{"network": net, f"{MAIN_TASK} test acc": _accuracy(accs.get(MAIN_TASK)),
-                               f"{task} test acc": _accuracy(accs.get(task)), "parameters": record.params[net],
+        table = pd.DataFrame([{"network": net, f"{MAIN_TASK} test acc": accuracy_text(accs.get(MAIN_TASK)),
+                               f"{task} test acc": accuracy_text(accs.get(task)), "parameters": record.params[net],
                                "seconds": record.seconds[net]} for net, accs in record.test_acc.items()])
         st.dataframe(table, hide_index=True, column_config={
             "parameters": st.column_config.NumberColumn(format="localized"),
