@@ -60,6 +60,14 @@ def descendants(name: str) -> list[int]:
     return found
 
 
+def allowed_cpus(pid: int) -> str:
+    """The CPUs `pid` may run on, as the kernel lists them ("0-1", "1")."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def renice_other_autogroups(pids: list[int], nice: int) -> int:
     """Give the scheduler autogroups of `pids` the niceness `nice`, except this process's own group;
     returns how many groups changed.

@@ -29,10 +29,12 @@ included) during each phase. Targets (issues 12 and 18): first result ≤ 1.5 ×
 k × alone ÷ slots × 1.2; storm ≤ the runs one after another; control p95 ≤ 1 s.
 
     python benchmarks/classroom.py [--sessions 30] [--browsers 2] [--slots N] [--ray] [--browser-nice 10]
-                                   [--control-pause 0] [--chromium PATH]
+                                   [--control-pause 0] [--unpinned] [--chromium PATH]
 
 --ray runs the jobs on a local Ray (VISIONEXPLORER_RAY_ADDRESS=local: the server starts one with a
-worker per CPU, 2 here) instead of the server's own worker processes.
+worker per CPU, 2 here) instead of the server's own worker processes. --unpinned lets the server's
+workers run on any CPU (VISIONEXPLORER_PIN_WORKERS=0; by default they keep to CPUs of their own when
+one is left for the server).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright, expect  # requirements-dev.txt
 
-from _procs import TreeMeter, child_pid, descendants, renice_other_autogroups
+from _procs import TreeMeter, allowed_cpus, child_pid, descendants, renice_other_autogroups
 from _server import CHROMIUM_ARGS, chromium_path, streamlit_server
 from ws_session import RESULT_METRICS, open_train_lab, run_names, train
 
@@ -195,6 +197,9 @@ async def run(url: str, server_pid: int, args, slots: int) -> None:
         warm_up, _ = await browser_train(page, time.monotonic())
         await context.close()
         print(f"warm-up run in a browser (not counted): {warm_up:.1f} s", flush=True)
+        workers = descendants("spawn_main")  # the server's worker processes (multiprocessing's spawn)
+        print(f"CPUs: server {allowed_cpus(server_pid)}, workers "
+              + (", ".join(allowed_cpus(pid) for pid in workers) or "none here"), flush=True)
 
         with TreeMeter(role_of(server_pid)) as alone_meter:
             reference = await alone(url, seeds)
@@ -247,6 +252,7 @@ def main() -> None:
                         help="seconds the control waits after each change's result before the next (0: at once)")
     parser.add_argument("--slots", type=int, default=None, help="VISIONEXPLORER_SLOTS for the server")
     parser.add_argument("--ray", action="store_true", help="run the jobs on a local Ray (2 workers here)")
+    parser.add_argument("--unpinned", action="store_true", help="worker processes may run on any CPU")
     parser.add_argument("--chromium", default=None)
     parser.add_argument("--browser-nice", type=int, default=10,
                         help="the browsers' scheduler group gets this niceness: in a classroom they run on the "
@@ -256,10 +262,13 @@ def main() -> None:
     env = {"VISIONEXPLORER_SLOTS": str(args.slots)} if args.slots else {}
     if args.ray:
         env["VISIONEXPLORER_RAY_ADDRESS"] = "local"
+    if args.unpinned:
+        env["VISIONEXPLORER_PIN_WORKERS"] = "0"
     # As engine.jobs.default_slots: a local Ray offers a slot per CPU (a job takes 1 thread), else half the CPUs.
     slots = args.slots or ((os.cpu_count() or 2) if args.ray else max(1, (os.cpu_count() or 2) // 2))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.sessions} sessions "
-          f"({min(args.browsers, args.sessions)} in browsers), {slots} slot(s){' on a local Ray' if args.ray else ''}")
+          f"({min(args.browsers, args.sessions)} in browsers), {slots} slot(s)"
+          + (" on a local Ray" if args.ray else " (workers on any CPU)" if args.unpinned else ""))
     with tempfile.TemporaryDirectory() as logs, streamlit_server(Path(logs) / "server.log", env) as (url, _, _):
         asyncio.run(run(url, child_pid("streamlit"), args, slots))
     print(f"load average now {os.getloadavg()[0]:.1f}")

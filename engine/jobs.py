@@ -14,6 +14,8 @@ Measured on 2 cores: a training thread inside the server process ran 30× slower
 two browser sessions polled their progress, because each of its many small torch ops waits for
 the GIL the server's Python holds (the "convoy" effect); a worker process has a GIL of its own.
 A fixed thread count also makes a seed give the same result whether the server is busy or idle.
+Where the machine has CPUs to spare, the workers keep to CPUs of their own (`worker_cpus`), so a
+class's page runs do not slow its training jobs.
 `workers="thread"` runs jobs in threads of this process (tests of the queue; a debugger), and
 `workers="ray"` (chosen when `$VISIONEXPLORER_RAY_ADDRESS` is set) runs them on a Ray cluster
 (engine/jobs_ray.py); the queue stays here either way.
@@ -54,6 +56,7 @@ from engine.job_messages import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNN
 
 SLOTS_ENV = "VISIONEXPLORER_SLOTS"  # concurrent jobs per server process
 WORKERS_ENV = "VISIONEXPLORER_WORKERS"  # "process" (default), "thread" or "ray"
+PIN_ENV = "VISIONEXPLORER_PIN_WORKERS"  # "1" (default): worker processes keep to CPUs of their own; "0": not
 WORKER_KINDS = ("process", "thread", "ray")
 WORKER_POLL_S = 0.5  # how often a worker's listener checks that its process is alive, and vice versa
 
@@ -68,6 +71,24 @@ def threads_per_job(slots: int) -> int:
     """`$VISIONEXPLORER_THREADS`, else the half of the cores that jobs get, shared by the slots."""
     wanted = os.environ.get("VISIONEXPLORER_THREADS")
     return max(1, int(wanted) if wanted else (os.cpu_count() or 2) // 2 // slots)
+
+
+def worker_cpus(slots: int, threads: int) -> frozenset[int] | None:
+    """The CPUs that worker processes keep to: the last `slots × threads` of this process's CPUs, when
+    that leaves at least one for the server; None (anywhere) when it does not, or `$VISIONEXPLORER_PIN_WORKERS`
+    is 0, or the system cannot pin.
+
+    Why: left free, the scheduler moves a training job between CPUs and lets it share one with the
+    server's page runs whenever a class's sessions poll at once; held on CPUs of its own, the job
+    keeps them and the load balancer puts the page runs on the others. Measured (benchmarks/README.md,
+    30 sessions pressing Train at once on 2 CPUs): the storm took 60.6–65.1 s pinned, 67.8–70.7 s not.
+    Several servers with local workers on one machine would all pick the same CPUs: set it to 0 there.
+    """
+    if os.environ.get(PIN_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    wanted = slots * threads
+    return frozenset(allowed[-wanted:]) if wanted < len(allowed) else None
 
 
 @dataclass(frozen=True)
@@ -247,8 +268,11 @@ class _ThreadWorker:
         """The thread reads `job._cancel` itself."""
 
 
-def _process_main(tasks, events, cancel_flag, threads: int) -> None:
-    """A worker process: fixed torch threads, then one job at a time from `tasks`."""
+def _process_main(tasks, events, cancel_flag, threads: int, cpus: frozenset[int] | None) -> None:
+    """A worker process: its CPUs (before torch starts threads, which inherit them) and fixed torch
+    threads, then one job at a time from `tasks`."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     os.environ["VISIONEXPLORER_THREADS"] = str(threads)
     from engine.device import configure_threads
 
@@ -281,12 +305,12 @@ def _without_main_script():
 class _ProcessWorker:
     """One worker process (started once, reused for job after job) and a thread that listens to it."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, cpus: frozenset[int] | None):
         context = multiprocessing.get_context("spawn")  # never fork a threaded server (or an initialized CUDA)
         self._tasks, self._events = context.Queue(), context.Queue()
         self._cancel_flag = context.Value("q", 0)  # the id of the job to stop
         self._process = context.Process(target=_process_main, name="visionexplorer-worker", daemon=True,
-                                        args=(self._tasks, self._events, self._cancel_flag, threads))
+                                        args=(self._tasks, self._events, self._cancel_flag, threads, cpus))
         with _without_main_script():
             self._process.start()
 
@@ -343,6 +367,7 @@ class JobRunner:
         if self.slots < 1:
             raise UserInputError(f"the job runner needs at least 1 slot; got {self.slots}")
         self.threads = self._ray.threads if self._ray else threads or threads_per_job(self.slots)
+        self.cpus = worker_cpus(self.slots, self.threads) if self.workers == "process" else None
         self._queue: list[Job] = []
         self._running: dict[Job, Any] = {}  # job -> its worker
         self._idle: list[Any] = []  # started worker processes without a job
@@ -384,7 +409,7 @@ class JobRunner:
         elif self.workers == "process":
             with self._changed:
                 while len(self._idle) + len(self._running) < self.slots:
-                    self._idle.append(_ProcessWorker(self.threads))
+                    self._idle.append(_ProcessWorker(self.threads, self.cpus))
 
     # ---- scheduling (called with the lock held) ------------------------------------------------------
     @staticmethod
@@ -408,7 +433,7 @@ class JobRunner:
             worker = self._idle.pop()
             if worker.alive:
                 return worker
-        return _ProcessWorker(self.threads)
+        return _ProcessWorker(self.threads, self.cpus)
 
     def _start_ready(self) -> None:
         while self._queue and len(self._running) < self.slots:

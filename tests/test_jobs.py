@@ -265,3 +265,40 @@ def test_a_worker_ends_when_its_server_is_killed(tmp_path):
             open(f"/proc/{worker}/stat").read().split()[2] != "Z":
         time.sleep(0.2)
     assert not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split()[2] == "Z"
+
+
+# ---- where worker processes run -----------------------------------------------------------------------
+def own_cpus(should_stop):
+    yield sorted(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("allowed, slots, threads, expected", [
+    ({0, 1}, 1, 1, {1}),  # the last CPU for the job, the first for the server
+    ({0, 1, 2, 3, 4, 5, 6, 7}, 2, 2, {4, 5, 6, 7}),
+    ({2, 5, 7}, 1, 2, {5, 7}),  # a server started on some CPUs shares those
+    ({0, 1}, 2, 1, None),  # no CPU would be left for the server
+    ({0, 1}, 1, 2, None),
+])
+def test_workers_keep_to_the_last_cpus_when_one_is_left_for_the_server(monkeypatch, allowed, slots, threads,
+                                                                         expected):
+    from engine.jobs import worker_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(allowed))
+    assert worker_cpus(slots, threads) == expected
+    monkeypatch.setenv("VISIONEXPLORER_PIN_WORKERS", "0")
+    assert worker_cpus(slots, threads) is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs a CPU to spare")
+def test_a_worker_process_runs_on_its_cpus_only_and_the_server_stays_free():
+    server_cpus = os.sched_getaffinity(0)
+    runner = JobRunner(slots=1, workers="process", threads=1)
+    assert runner.cpus == {max(server_cpus)}
+    job = runner.submit(own_cpus, session="a")
+    assert job.wait(60), job.error_trace
+    assert job.drain() == [[max(server_cpus)]]
+    assert os.sched_getaffinity(0) == server_cpus
+
+
+def test_thread_workers_are_never_pinned():
+    assert JobRunner(slots=1, workers="thread", threads=1).cpus is None
