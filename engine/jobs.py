@@ -14,8 +14,9 @@ Measured on 2 cores: a training thread inside the server process ran 30× slower
 two browser sessions polled their progress, because each of its many small torch ops waits for
 the GIL the server's Python holds (the "convoy" effect); a worker process has a GIL of its own.
 A fixed thread count also makes a seed give the same result whether the server is busy or idle.
-Where the machine has CPUs to spare, the workers keep to CPUs of their own (`worker_cpus`), so a
-class's page runs do not slow its training jobs.
+Where the machine has CPUs to spare, the workers keep to CPUs of their own (`worker_cpus`) and the
+app server to the others (`JobRunner.keep_server_apart`), so a class's page runs do not slow its
+training jobs.
 `workers="thread"` runs jobs in threads of this process (tests of the queue; a debugger), and
 `workers="ray"` (chosen when `$VISIONEXPLORER_RAY_ADDRESS` is set) runs them on a Ray cluster
 (engine/jobs_ray.py); the queue stays here either way.
@@ -31,6 +32,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import multiprocessing
@@ -75,13 +77,13 @@ def threads_per_job(slots: int) -> int:
 
 def worker_cpus(slots: int, threads: int) -> frozenset[int] | None:
     """The CPUs that worker processes keep to: the last `slots × threads` of this process's CPUs, when
-    that leaves at least one for the server; None (anywhere) when it does not, or `$VISIONEXPLORER_PIN_WORKERS`
-    is 0, or the system cannot pin.
+    that leaves at least one for the server (`JobRunner.keep_server_apart`); None (anywhere) when it
+    does not, or `$VISIONEXPLORER_PIN_WORKERS` is 0, or the system cannot pin.
 
     Why: left free, the scheduler moves a training job between CPUs and lets it share one with the
-    server's page runs whenever a class's sessions poll at once; held on CPUs of its own, the job
-    keeps them and the load balancer puts the page runs on the others. Measured (benchmarks/README.md,
-    30 sessions pressing Train at once on 2 CPUs): the storm took 60.6–65.1 s pinned, 67.8–70.7 s not.
+    server's page runs whenever a class's sessions poll at once. Measured (benchmarks/README.md, 30
+    sessions pressing Train at once on 2 CPUs): the storm took 67.8–70.7 s with nothing pinned,
+    60.6–65.1 s with the workers pinned, 57.6–58.7 s with the server kept to the other CPU as well.
     Several servers with local workers on one machine would all pick the same CPUs: set it to 0 there.
     """
     if os.environ.get(PIN_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
@@ -89,6 +91,26 @@ def worker_cpus(slots: int, threads: int) -> frozenset[int] | None:
     allowed = sorted(os.sched_getaffinity(0))
     wanted = slots * threads
     return frozenset(allowed[-wanted:]) if wanted < len(allowed) else None
+
+
+def _hold_threads(cpus: frozenset[int]) -> None:
+    """Hold every thread of this process to `cpus`; threads started later inherit it from the thread
+    that starts them. Until no thread is left out: one may be started meanwhile by a thread not yet
+    held. (A spawned worker has a second thread before its first line runs: torch's, started when
+    unpickling its target imported engine.jobs.)"""
+    while strays := [thread for thread in map(int, os.listdir("/proc/self/task"))
+                     if _cpus_of(thread) not in (cpus, None)]:
+        for thread in strays:
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(thread, cpus)
+
+
+def _cpus_of(thread: int) -> frozenset[int] | None:
+    """The CPUs `thread` may run on; None once it has ended."""
+    try:
+        return frozenset(os.sched_getaffinity(thread))
+    except ProcessLookupError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -272,7 +294,7 @@ def _process_main(tasks, events, cancel_flag, threads: int, cpus: frozenset[int]
     """A worker process: its CPUs (before torch starts threads, which inherit them) and fixed torch
     threads, then one job at a time from `tasks`."""
     if cpus:
-        os.sched_setaffinity(0, cpus)
+        _hold_threads(cpus)
     os.environ["VISIONEXPLORER_THREADS"] = str(threads)
     from engine.device import configure_threads
 
@@ -368,6 +390,7 @@ class JobRunner:
             raise UserInputError(f"the job runner needs at least 1 slot; got {self.slots}")
         self.threads = self._ray.threads if self._ray else threads or threads_per_job(self.slots)
         self.cpus = worker_cpus(self.slots, self.threads) if self.workers == "process" else None
+        self._server_cpus = frozenset(os.sched_getaffinity(0)) - self.cpus if self.cpus else None
         self._queue: list[Job] = []
         self._running: dict[Job, Any] = {}  # job -> its worker
         self._idle: list[Any] = []  # started worker processes without a job
@@ -401,6 +424,13 @@ class JobRunner:
         """Where jobs run, for the sidebar: the Ray cluster as it is now ("Ray cluster: 3 workers,
         1 GPU"), or "" for this server."""
         return str(self._ray.cluster()) if self._ray else ""
+
+    def keep_server_apart(self) -> None:
+        """Hold every thread of this process to the CPUs the workers leave. For the app server only:
+        a test or a notebook that imports the engine keeps all its CPUs. Does nothing where the
+        workers are not pinned."""
+        if self._server_cpus:
+            _hold_threads(self._server_cpus)
 
     def warm_up(self) -> None:
         """Start the workers now, so the first job does not wait for torch to import."""

@@ -269,7 +269,8 @@ def test_a_worker_ends_when_its_server_is_killed(tmp_path):
 
 # ---- where worker processes run -----------------------------------------------------------------------
 def own_cpus(should_stop):
-    yield sorted(os.sched_getaffinity(0))
+    """The CPUs that any thread of this process may run on."""
+    yield sorted(set().union(*(os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task"))))
 
 
 @pytest.mark.parametrize("allowed, slots, threads, expected", [
@@ -302,3 +303,51 @@ def test_a_worker_process_runs_on_its_cpus_only_and_the_server_stays_free():
 
 def test_thread_workers_are_never_pinned():
     assert JobRunner(slots=1, workers="thread", threads=1).cpus is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs a CPU to spare")
+def test_the_server_keeps_to_the_cpus_its_workers_leave_with_every_thread(tmp_path):
+    """In a process of its own (pinning this one would slow the rest of the tests): threads from before
+    and after `keep_server_apart` run on the server's CPUs, every thread of the worker on its own."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import json, os, sys, threading, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from engine.jobs import JobRunner\n"
+        "from tests.test_jobs import own_cpus\n"
+        "def cpus(tid):\n"
+        "    return sorted(os.sched_getaffinity(tid))\n"
+        "if __name__ == '__main__':\n"
+        "    runner = JobRunner(slots=1, workers='process', threads=1)\n"
+        "    before = threading.Thread(target=time.sleep, args=(5,), daemon=True)\n"
+        "    before.start()\n"
+        "    runner.keep_server_apart()\n"
+        "    after = []\n"
+        "    later = threading.Thread(target=lambda: after.append(cpus(0)))\n"
+        "    later.start(); later.join()\n"
+        "    job = runner.submit(own_cpus, session='a')\n"
+        "    assert job.wait(60), job.error_trace\n"
+        "    print(json.dumps({'main': cpus(0), 'before': cpus(before.native_id), 'after': after[0],\n"
+        "                      'worker': job.drain()[0]}))\n")
+    shown = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr
+    allowed = sorted(os.sched_getaffinity(0))
+    assert json.loads(shown.stdout) == {"main": allowed[:-1], "before": allowed[:-1], "after": allowed[:-1],
+                                        "worker": allowed[-1:]}
+
+
+def test_a_page_run_outside_a_streamlit_server_leaves_this_process_all_its_cpus():
+    """AppTest runs the app in this process: the sidebar must not pin the test runner (nor a notebook)."""
+    from streamlit.testing.v1 import AppTest
+
+    from engine.jobs import runner
+
+    before = os.sched_getaffinity(0)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert runner().cpus or len(before) < 2  # where the workers are pinned, the server could have been
+    assert os.sched_getaffinity(0) == before

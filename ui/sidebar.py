@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit import runtime
 
 SEED_KEY = "global.seed"
 PRESENTER_KEY = "global.presenter"
@@ -58,6 +59,12 @@ def sidebar_ui():
     return slot
 
 
+def _served() -> bool:
+    """True in a `streamlit run` server; False under AppTest, which runs the app in the test's process
+    with a mock in the Runtime's place."""
+    return runtime.exists() and type(runtime.get_instance()) is runtime.Runtime
+
+
 def device_ui(slot) -> None:
     """Name the compute device and where jobs run. Imports torch, so it runs after the page paints."""
     from engine.device import configure_threads, describe, pick_device
@@ -70,6 +77,8 @@ def device_ui(slot) -> None:
     except UserInputError as error:  # a Ray cluster that the server cannot join
         slot.error(str(error))
         return
+    if _served():  # page runs keep off the CPUs the jobs train on
+        jobs.keep_server_apart()
     cluster = jobs.where()
     where = f"Jobs run on the **{cluster}** · " if cluster else "Jobs: "
     slot.caption(f"Computing on: **{describe(pick_device())}** · {where}{jobs.status()}",

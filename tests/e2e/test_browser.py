@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -157,6 +158,21 @@ def test_train_lab_trains_with_defaults(page, streamlit_server, screenshots, rec
     record_timing(f"train_lab: default training to 'Test accuracy' and idle {time.monotonic() - started:.1f} s")
     assert_no_exception(page, "train_lab after training")
     screenshot(page, screenshots / "train_lab_trained.png")
+    if len(os.sched_getaffinity(0)) >= 2 and os.environ.get("VISIONEXPLORER_PIN_WORKERS") != "0":
+        server, workers = cpus_of_server_and_workers(streamlit_server.process.pid)
+        assert server and workers and not server & workers, (server, workers)
+        assert server | workers == os.sched_getaffinity(0)
+
+
+def cpus_of_server_and_workers(pid: int) -> tuple[set[int], set[int]]:
+    """The CPUs that every thread of the server `pid` may run on (one set for all, else the union), and
+    those of every thread of its worker processes."""
+    def threads_cpus(process: int) -> set[int]:
+        return set().union(*(os.sched_getaffinity(int(t)) for t in os.listdir(f"/proc/{process}/task")))
+
+    children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return threads_cpus(pid), set().union(*(threads_cpus(w) for w in workers))
 
 
 def test_landscape_refines_with_one_click_after_a_change_of_plane(page, streamlit_server):
