@@ -82,8 +82,8 @@ def worker_cpus(slots: int, threads: int) -> frozenset[int] | None:
 
     Why: left free, the scheduler moves a training job between CPUs and lets it share one with the
     server's page runs whenever a class's sessions poll at once. Measured (benchmarks/README.md, 30
-    sessions pressing Train at once on 2 CPUs): the storm took 67.8–70.7 s with nothing pinned,
-    60.6–65.1 s with the workers pinned, 57.6–58.7 s with the server kept to the other CPU as well.
+    sessions pressing Train at once on 2 CPUs): the storm took 67.7–70.7 s with nothing pinned,
+    60.6–65.1 s with the workers pinned, 57.4–58.7 s with the server kept to the other CPU as well.
     Several servers with local workers on one machine would all pick the same CPUs: set it to 0 there.
     """
     if os.environ.get(PIN_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
