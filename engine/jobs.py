@@ -291,8 +291,8 @@ class _ThreadWorker:
 
 
 def _process_main(tasks, events, cancel_flag, threads: int, cpus: frozenset[int] | None) -> None:
-    """A worker process: its CPUs (before torch starts threads, which inherit them) and fixed torch
-    threads, then one job at a time from `tasks`."""
+    """A worker process: its CPUs (every thread it has, before torch starts its compute threads, which
+    inherit them) and fixed torch threads, then one job at a time from `tasks`."""
     if cpus:
         _hold_threads(cpus)
     os.environ["VISIONEXPLORER_THREADS"] = str(threads)

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from engine.jobs import PIN_ENV
 from ui.topics import TOPICS
 
 pytestmark = pytest.mark.e2e
@@ -158,7 +159,7 @@ def test_train_lab_trains_with_defaults(page, streamlit_server, screenshots, rec
     record_timing(f"train_lab: default training to 'Test accuracy' and idle {time.monotonic() - started:.1f} s")
     assert_no_exception(page, "train_lab after training")
     screenshot(page, screenshots / "train_lab_trained.png")
-    if len(os.sched_getaffinity(0)) >= 2 and os.environ.get("VISIONEXPLORER_PIN_WORKERS") != "0":
+    if len(os.sched_getaffinity(0)) >= 2 and os.environ.get(PIN_ENV) != "0":
         server, workers = cpus_of_server_and_workers(streamlit_server.process.pid)
         assert server and workers and not server & workers, (server, workers)
         assert server | workers == os.sched_getaffinity(0)
